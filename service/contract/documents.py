@@ -1,0 +1,174 @@
+"""The JSON documents both sides share: what the worker exports and the read API serves."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+CODEBASE_DOCUMENTS = ("overview", "branches", "activity", "ownership", "status")
+
+
+class EmailMode(StrEnum):
+    HASH = "hash"
+    PLAIN = "plain"
+    OMIT = "omit"
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=None).encode()
+
+
+class LanguageShare(BaseModel):
+    language: str
+    type: str | None = None
+    bytes: int
+    files: int
+
+
+class Overview(Document):
+    codebase_id: int
+    full_name: str
+    default_branch: str | None
+    head_sha: str | None
+    total_commits: int
+    merge_commits: int
+    total_contributors: int
+    total_branches: int
+    additions_lines: int
+    deletions_lines: int
+    addition_bytes: int
+    deletion_bytes: int
+    total_churn: int
+    net_sloc: int
+    total_churn_bytes: int
+    net_bytes: int
+    total_files: int
+    total_lines: int
+    total_bytes: int
+    primary_language: str | None
+    languages: list[LanguageShare]
+    first_commit_at: datetime | None
+    last_commit_at: datetime | None
+    generated_at: datetime
+
+
+class Branch(BaseModel):
+    name: str
+    head_sha: str
+    is_default: bool
+    last_commit_at: datetime
+    last_commit_author: str
+    ahead: int
+    behind: int
+    merged: bool
+    stale: bool
+
+
+class Branches(Document):
+    codebase_id: int
+    default_branch: str | None
+    total_branches: int
+    branches: list[Branch]
+    generated_at: datetime
+
+
+class ActivityPeriod(BaseModel):
+    period_start: str
+    commits: int
+    additions_lines: int
+    deletions_lines: int
+    addition_bytes: int
+    deletion_bytes: int
+    contributors: int
+
+
+class PunchCardCell(BaseModel):
+    weekday: int
+    hour: int
+    commits: int
+
+
+class Activity(Document):
+    codebase_id: int
+    weekly: list[ActivityPeriod]
+    monthly: list[ActivityPeriod]
+    punch_card: list[PunchCardCell]
+    generated_at: datetime
+
+
+class Contributor(BaseModel):
+    name: str
+    email: str | None
+    email_sha256: str | None
+    commits: int
+    additions_lines: int
+    deletions_lines: int
+    addition_bytes: int
+    deletion_bytes: int
+    share_of_commits: float
+    share_of_churn: float
+    first_commit_at: datetime
+    last_commit_at: datetime
+
+
+class Ownership(Document):
+    codebase_id: int
+    total_contributors: int
+    contributors: list[Contributor]
+    generated_at: datetime
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+
+
+class LastRun(BaseModel):
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    commits_added: int = 0
+    commits_removed: int = 0
+
+
+class LastError(BaseModel):
+    at: datetime
+    message: str
+
+
+class Status(Document):
+    codebase_id: int
+    state: RunState
+    phase: str | None = None
+    progress: Progress | None = None
+    last_run: LastRun | None = None
+    last_success_at: datetime | None = None
+    last_error: LastError | None = None
+    refs: dict[str, str] = {}
+    updated_at: datetime
+
+
+def email_fields(email: str, mode: EmailMode) -> tuple[str | None, str | None]:
+    """(email, email_sha256) as EMAIL_MODE allows them to be published."""
+    if mode is EmailMode.OMIT:
+        return None, None
+    digest = hashlib.sha256(email.lower().encode()).hexdigest()
+    return (email if mode is EmailMode.PLAIN else None), digest

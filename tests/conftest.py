@@ -1,0 +1,4 @@
+pytest_plugins = [
+    "tests.support.s3server",
+    "tests.support.gitrepos",
+]

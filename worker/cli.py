@@ -1,0 +1,109 @@
+"""`gitstats`: the engine on the command line, with no Redis and no GitHub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.contract import layout
+from service.contract.documents import CODEBASE_DOCUMENTS, EmailMode
+from service.contract.settings import Settings
+from service.contract.storage import StorageError, open_storage
+from worker.errors import EngineError, redact
+from worker.pipeline import ProgressCallback, RunResult, sync_codebase
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gitstats", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    analyze = commands.add_parser(
+        "analyze",
+        help="analyze a repository (path or URL) into storage; incremental on a second run",
+    )
+    analyze.add_argument("source", help="a local repository (bare or not) or a git URL")
+    analyze.add_argument(
+        "--storage", required=True, help="a folder, file:///path or s3://bucket/prefix"
+    )
+    analyze.add_argument("--codebase-id", required=True, type=int, help="the codebase's numeric id")
+    analyze.add_argument("--name", help="owner/repo shown in the documents")
+    analyze.add_argument("--work-dir", type=Path, default=settings.work_dir, help="clone cache")
+    analyze.add_argument(
+        "--email-mode", type=EmailMode, choices=list(EmailMode), default=settings.email_mode
+    )
+    analyze.add_argument("--s3-endpoint-url", default=settings.s3_endpoint_url)
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+class _ProgressBar:
+    """A tqdm bar per phase, only on a terminal."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar = None
+        self._phase = ""
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != self._phase or self._bar is None:
+            self.close()
+            self._phase = phase
+            self._bar = self._tqdm(total=total, desc=phase, unit=" commits", leave=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+async def _analyze(args: argparse.Namespace) -> RunResult:
+    storage = open_storage(args.storage, args.s3_endpoint_url)
+    progress: ProgressCallback | None = None
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        bar = _ProgressBar()
+        progress = bar
+    try:
+        await storage.check_writable()
+        return await sync_codebase(
+            args.source,
+            storage,
+            args.codebase_id,
+            args.work_dir,
+            full_name=args.name,
+            email_mode=args.email_mode,
+            on_progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        await storage.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = Settings()
+    args = _parser(settings).parse_args(argv)
+    try:
+        result = asyncio.run(_analyze(args))
+    except (EngineError, StorageError) as exc:
+        print(f"gitstats: error: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    where = args.storage.rstrip("/")
+    print(
+        f"codebase {args.codebase_id}: {result.commits_added} commits added, "
+        f"{result.commits_removed} removed in {result.duration_ms} ms"
+    )
+    for name in CODEBASE_DOCUMENTS:
+        print(f"  {where}/{layout.codebase_document(args.codebase_id, name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Phase 8: the codebase documents, each written atomically and only when its content changed."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from service.contract import layout
+from service.contract.documents import (
+    Activity,
+    ActivityPeriod,
+    Branch,
+    Branches,
+    Contributor,
+    Document,
+    EmailMode,
+    LanguageShare,
+    Overview,
+    Ownership,
+    PunchCardCell,
+    email_fields,
+)
+from service.contract.storage import Storage
+from worker.aggregate import Aggregates
+from worker.snapshot import SnapshotSummary
+
+
+@dataclass(frozen=True)
+class CodebaseFacts:
+    """Everything the documents are made of, gathered by the earlier phases."""
+
+    codebase_id: int
+    full_name: str
+    default_branch: str | None
+    head_sha: str | None
+    aggregates: Aggregates
+    snapshot: SnapshotSummary
+    branches: list[Branch]
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def build_documents(
+    facts: CodebaseFacts, email_mode: EmailMode, now: datetime
+) -> dict[str, Document]:
+    """overview, branches, activity and ownership (status is written by the pipeline)."""
+    agg, snap, totals = facts.aggregates, facts.snapshot, facts.aggregates.totals
+    churn = totals.additions_lines + totals.deletions_lines
+    overview = Overview(
+        codebase_id=facts.codebase_id,
+        full_name=facts.full_name,
+        default_branch=facts.default_branch,
+        head_sha=facts.head_sha,
+        total_commits=totals.commits,
+        merge_commits=totals.merges,
+        total_contributors=totals.contributors,
+        total_branches=len(facts.branches),
+        additions_lines=totals.additions_lines,
+        deletions_lines=totals.deletions_lines,
+        addition_bytes=totals.addition_bytes,
+        deletion_bytes=totals.deletion_bytes,
+        total_churn=churn,
+        net_sloc=totals.additions_lines - totals.deletions_lines,
+        total_churn_bytes=totals.addition_bytes + totals.deletion_bytes,
+        net_bytes=totals.addition_bytes - totals.deletion_bytes,
+        total_files=snap.total_files,
+        total_lines=snap.total_lines,
+        total_bytes=snap.total_bytes,
+        primary_language=snap.primary_language,
+        languages=[
+            LanguageShare(language=s.language, type=s.type, bytes=s.bytes, files=s.files)
+            for s in snap.languages
+        ],
+        first_commit_at=totals.first_commit_at,
+        last_commit_at=totals.last_commit_at,
+        generated_at=now,
+    )
+    branches = Branches(
+        codebase_id=facts.codebase_id,
+        default_branch=facts.default_branch,
+        total_branches=len(facts.branches),
+        branches=facts.branches,
+        generated_at=now,
+    )
+    activity = Activity(
+        codebase_id=facts.codebase_id,
+        weekly=[ActivityPeriod(**row) for row in agg.weekly],
+        monthly=[ActivityPeriod(**row) for row in agg.monthly],
+        punch_card=[PunchCardCell(**row) for row in agg.punch_card],
+        generated_at=now,
+    )
+    contributors = []
+    for row in agg.contributors:
+        email, digest = email_fields(row["email"], email_mode)
+        person_churn = row["additions_lines"] + row["deletions_lines"]
+        contributors.append(
+            Contributor(
+                name=row["name"],
+                email=email,
+                email_sha256=digest,
+                commits=row["commits"],
+                additions_lines=row["additions_lines"],
+                deletions_lines=row["deletions_lines"],
+                addition_bytes=row["addition_bytes"],
+                deletion_bytes=row["deletion_bytes"],
+                share_of_commits=_share(row["commits"], totals.commits),
+                share_of_churn=_share(person_churn, churn),
+                first_commit_at=datetime.fromtimestamp(row["first_commit_time"], UTC),
+                last_commit_at=datetime.fromtimestamp(row["last_commit_time"], UTC),
+            )
+        )
+    ownership = Ownership(
+        codebase_id=facts.codebase_id,
+        total_contributors=len(contributors),
+        contributors=contributors,
+        generated_at=now,
+    )
+    return {
+        "overview": overview,
+        "branches": branches,
+        "activity": activity,
+        "ownership": ownership,
+    }
+
+
+def content_hash(document: Document) -> str:
+    """A hash of what a document says, leaving out when it was generated."""
+    body = document.model_dump_json(exclude={"generated_at", "updated_at"})
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+async def write_documents(
+    storage: Storage,
+    codebase_id: int,
+    documents: dict[str, Document],
+    previous_hashes: dict[str, str],
+) -> dict[str, str]:
+    """Write the documents whose content changed; returns every document's hash."""
+    hashes = {}
+    for name, document in documents.items():
+        digest = content_hash(document)
+        hashes[name] = digest
+        if previous_hashes.get(name) == digest:
+            continue
+        await storage.put(layout.codebase_document(codebase_id, name), document.to_json())
+    return hashes

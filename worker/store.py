@@ -1,0 +1,215 @@
+"""Phase 4: the engine's durable state in storage: Parquet parts of commit and file rows, and a
+manifest that names them along with the branch heads they account for.
+
+The manifest is the commit point of a run: parts are uploaded first under fresh names, then the
+manifest is swapped in with a conditional write, and only then are replaced parts deleted. A run
+that dies half way leaves the previous manifest, and the data it names, intact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from service.contract import layout
+from service.contract.storage import PreconditionFailed, Storage, StorageError
+from worker.extract import COMMITS_SCHEMA, FILES_SCHEMA
+
+MANIFEST_VERSION = 1
+# Past this many parts, the small ones are merged so reads stay a handful of files.
+MAX_PARTS = 16
+SMALL_PART_COMMITS = 20_000
+
+
+class PartRef(BaseModel):
+    name: str
+    commits: int
+    files: int
+
+
+class Manifest(BaseModel):
+    schema_version: int = MANIFEST_VERSION
+    codebase_id: int
+    full_name: str | None = None
+    default_branch: str | None = None
+    refs: dict[str, str] = {}
+    parts: list[PartRef] = []
+    snapshot_head: str | None = None
+    snapshot_key: str | None = None
+    document_hashes: dict[str, str] = {}
+
+
+class StateConflict(StorageError):
+    """Another run changed this codebase's manifest while we worked."""
+
+
+def _part_keys(codebase_id: int, name: str) -> tuple[str, str]:
+    return (
+        layout.state_object(codebase_id, f"parts/{name}.commits.parquet"),
+        layout.state_object(codebase_id, f"parts/{name}.files.parquet"),
+    )
+
+
+@dataclass
+class PartFiles:
+    ref: PartRef
+    commits: Path
+    files: Path
+
+
+class PartWriter:
+    """Streams (commits, files) tables into one new part's two local Parquet files."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.name = uuid.uuid4().hex
+        self.commits_path = directory / f"{self.name}.commits.parquet"
+        self.files_path = directory / f"{self.name}.files.parquet"
+        self._commits = pq.ParquetWriter(self.commits_path, COMMITS_SCHEMA, compression="zstd")
+        self._files = pq.ParquetWriter(self.files_path, FILES_SCHEMA, compression="zstd")
+        self.commit_rows = 0
+        self.file_rows = 0
+
+    def write(self, commits: pa.Table, files: pa.Table) -> None:
+        self._commits.write_table(commits)
+        self._files.write_table(files)
+        self.commit_rows += commits.num_rows
+        self.file_rows += files.num_rows
+
+    def close(self) -> PartFiles:
+        self._commits.close()
+        self._files.close()
+        return PartFiles(
+            PartRef(name=self.name, commits=self.commit_rows, files=self.file_rows),
+            self.commits_path,
+            self.files_path,
+        )
+
+
+class CodebaseState:
+    """One codebase's state in storage, with a local cache of its (immutable) parts."""
+
+    def __init__(self, storage: Storage, codebase_id: int, cache_dir: Path) -> None:
+        self.storage = storage
+        self.codebase_id = codebase_id
+        self.cache_dir = cache_dir
+        self.parts_dir = cache_dir / "parts"
+        self._manifest_etag: str | None = None
+
+    async def load_manifest(self) -> Manifest:
+        stored = await self.storage.get(layout.manifest(self.codebase_id))
+        if stored is None:
+            self._manifest_etag = None
+            return Manifest(codebase_id=self.codebase_id)
+        self._manifest_etag = stored.etag
+        return Manifest.model_validate_json(stored.data)
+
+    async def save_manifest(self, manifest: Manifest) -> None:
+        """Swap the manifest in; StateConflict if it changed since load_manifest."""
+        try:
+            self._manifest_etag = await self.storage.put_if(
+                layout.manifest(self.codebase_id),
+                manifest.model_dump_json().encode(),
+                self._manifest_etag,
+            )
+        except PreconditionFailed:
+            raise StateConflict(
+                f"codebase {self.codebase_id}: state changed by another run"
+            ) from None
+
+    def new_part(self) -> PartWriter:
+        return PartWriter(self.parts_dir)
+
+    async def upload_part(self, part: PartFiles) -> None:
+        commits_key, files_key = _part_keys(self.codebase_id, part.ref.name)
+        await self.storage.upload_file(part.files, files_key)
+        await self.storage.upload_file(part.commits, commits_key)
+
+    async def local_parts(self, parts: Iterable[PartRef]) -> list[PartFiles]:
+        """Local copies of the parts, downloading those this machine has not seen."""
+        result = []
+        for ref in parts:
+            files = PartFiles(
+                ref,
+                self.parts_dir / f"{ref.name}.commits.parquet",
+                self.parts_dir / f"{ref.name}.files.parquet",
+            )
+            for path, key in zip(
+                (files.commits, files.files), _part_keys(self.codebase_id, ref.name), strict=True
+            ):
+                if not path.exists():
+                    self.parts_dir.mkdir(parents=True, exist_ok=True)
+                    await self.storage.download_file(key, path)
+            result.append(files)
+        return result
+
+    async def delete_parts(self, parts: Iterable[PartRef]) -> None:
+        for ref in parts:
+            for key in _part_keys(self.codebase_id, ref.name):
+                await self.storage.delete(key)
+            for suffix in ("commits", "files"):
+                (self.parts_dir / f"{ref.name}.{suffix}.parquet").unlink(missing_ok=True)
+
+
+def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
+    shas: set[str] = set()
+    for part in parts:
+        shas.update(pq.read_table(part.commits, columns=["sha"]).column("sha").to_pylist())
+    return shas
+
+
+def drop_commits(
+    parts: list[PartFiles], removed: set[str], writer_dir: Path
+) -> tuple[list[PartFiles], list[PartRef]]:
+    """Rewrite the parts that hold any of `removed` without them.
+
+    Returns the new list of parts and the refs of the parts it replaced.
+    """
+    if not removed:
+        return parts, []
+    gone = pa.array(sorted(removed), pa.string())
+    kept: list[PartFiles] = []
+    replaced: list[PartRef] = []
+    for part in parts:
+        shas = pq.read_table(part.commits, columns=["sha"]).column("sha")
+        if not pc.any(pc.is_in(shas, value_set=gone)).as_py():
+            kept.append(part)
+            continue
+        commits = pq.read_table(part.commits)
+        files = pq.read_table(part.files)
+        writer = PartWriter(writer_dir)
+        writer.write(
+            commits.filter(pc.invert(pc.is_in(commits.column("sha"), value_set=gone))),
+            files.filter(pc.invert(pc.is_in(files.column("sha"), value_set=gone))),
+        )
+        replaced.append(part.ref)
+        new = writer.close()
+        if new.ref.commits:
+            kept.append(new)
+        else:
+            new.commits.unlink()
+            new.files.unlink()
+    return kept, replaced
+
+
+def compact_parts(
+    parts: list[PartFiles], writer_dir: Path
+) -> tuple[list[PartFiles], list[PartRef]]:
+    """Merge the small parts into one once there are too many of them."""
+    if len(parts) <= MAX_PARTS:
+        return parts, []
+    small = [p for p in parts if p.ref.commits < SMALL_PART_COMMITS]
+    if len(small) < 2:
+        return parts, []
+    writer = PartWriter(writer_dir)
+    for part in small:
+        writer.write(pq.read_table(part.commits), pq.read_table(part.files))
+    merged = writer.close()
+    return [p for p in parts if p not in small] + [merged], [p.ref for p in small]
