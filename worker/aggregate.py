@@ -116,7 +116,10 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
             """
         ).fetchone()
         assert row is not None
-        totals = Totals(*row[:7], first_commit_at=_utc(row[7]), last_commit_at=_utc(row[8]))
+        commits, merges, people, adds, dels, add_bytes, del_bytes, first, last = row
+        totals = Totals(
+            commits, merges, people, adds, dels, add_bytes, del_bytes, _utc(first), _utc(last)
+        )
         weekly = _records(con, _SERIES.format(unit="week"))
         monthly = _records(con, _SERIES.format(unit="month"))
         punch_card = _records(

@@ -22,7 +22,7 @@ def describe_branches(
     """Every branch, the default one first, then by name."""
     default_head = heads.get(default_branch) if default_branch else None
     default_oid = pygit2.Oid(hex=default_head) if default_head else None
-    result = []
+    result: list[Branch] = []
     for name in sorted(heads, key=lambda n: (n != default_branch, n)):
         head = heads[name]
         commit = repo[head]

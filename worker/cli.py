@@ -45,7 +45,7 @@ class _ProgressBar:
         from tqdm import tqdm
 
         self._tqdm = tqdm
-        self._bar = None
+        self._bar: tqdm | None = None
         self._phase = ""
 
     def __call__(self, phase: str, done: int, total: int) -> None:
@@ -53,7 +53,8 @@ class _ProgressBar:
             self.close()
             self._phase = phase
             self._bar = self._tqdm(total=total, desc=phase, unit=" commits", leave=False)
-        self._bar.update(done - self._bar.n)
+        bar = self._bar
+        bar.update(done - bar.n)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,0 +1,133 @@
+"""A run on existing storage processes exactly the difference and ends where a fresh run ends."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.contract.storage import LocalStorage
+from tests.support.documents import read_documents, without_run_timestamps
+from tests.support.gitrepos import GitRepo, git_commit_count
+from worker.pipeline import RunResult, sync_codebase
+
+
+class Codebase:
+    """One repository analyzed again and again into the same storage and work dir."""
+
+    def __init__(self, repo: GitRepo, root: Path) -> None:
+        self.repo = repo
+        self.root = root
+        self.storage = LocalStorage(root / "storage")
+        self.extracted: list[int] = []
+
+    async def sync(self) -> RunResult:
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "extract" and done == 0:
+                self.extracted.append(total)
+
+        return await sync_codebase(
+            str(self.repo.path), self.storage, 1, self.root / "work", on_progress=progress
+        )
+
+    async def equals_fresh_run(self, name: str) -> None:
+        fresh = LocalStorage(self.root / f"fresh-{name}")
+        await sync_codebase(str(self.repo.path), fresh, 1, self.root / f"fresh-work-{name}")
+        incremental = without_run_timestamps(await read_documents(self.storage, 1))
+        assert incremental == without_run_timestamps(await read_documents(fresh, 1))
+        assert incremental["overview"]["total_commits"] == git_commit_count(self.repo.path)
+
+
+def commit_n(repo: GitRepo, n: int, prefix: str) -> list[str]:
+    return [
+        repo.commit({f"{prefix}/{i}.txt": f"line {i}\n" * (i + 1)}, message=f"{prefix} {i}")
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+async def codebase(git_repo: GitRepo, tmp_path: Path) -> Codebase:
+    commit_n(git_repo, 3, "base")
+    git_repo.branch("topic")
+    codebase = Codebase(git_repo, tmp_path)
+    await codebase.sync()
+    return codebase
+
+
+@pytest.mark.parametrize("k", [1, 2, 7])
+async def test_k_new_commits_extract_exactly_k(codebase: Codebase, k: int) -> None:
+    commit_n(codebase.repo, k, "new")
+    result = await codebase.sync()
+    assert (result.commits_added, result.commits_removed) == (k, 0)
+    assert codebase.extracted[-1] == k
+    status = (await read_documents(codebase.storage, 1))["status"]
+    assert status["state"] == "succeeded"
+    assert status["last_run"]["commits_added"] == k
+    assert status["last_run"]["commits_removed"] == 0
+    assert status["refs"]["main"] == codebase.repo.head("main")
+    await codebase.equals_fresh_run("k")
+
+
+async def test_nothing_new_extracts_nothing_and_rewrites_nothing(codebase: Codebase) -> None:
+    result = await codebase.sync()
+    assert (result.commits_added, result.commits_removed) == (0, 0)
+    assert result.documents_written == []
+    assert codebase.extracted[-1] == 0
+
+
+async def test_force_push_removes_exactly_the_dropped_commits(codebase: Codebase) -> None:
+    repo = codebase.repo
+    base = repo.head("main")
+    commit_n(repo, 4, "doomed")
+    await codebase.sync()
+    repo.reset_branch("main", base)
+    repo.checkout("main")
+    replacement = commit_n(repo, 2, "replacement")
+    result = await codebase.sync()
+    assert (result.commits_added, result.commits_removed) == (len(replacement), 4)
+    status = (await read_documents(codebase.storage, 1))["status"]
+    assert (status["last_run"]["commits_added"], status["last_run"]["commits_removed"]) == (2, 4)
+    await codebase.equals_fresh_run("force")
+
+
+async def test_deleted_branch_removes_only_its_own_commits(codebase: Codebase) -> None:
+    repo = codebase.repo
+    repo.checkout("topic")
+    commit_n(repo, 3, "topic")
+    repo.checkout("main")
+    first = await codebase.sync()
+    assert first.commits_added == 3
+    repo.delete_branch("topic")
+    result = await codebase.sync()
+    assert (result.commits_added, result.commits_removed) == (0, 3)
+    await codebase.equals_fresh_run("delete")
+
+
+async def test_merged_branch_deleted_removes_nothing(codebase: Codebase) -> None:
+    repo = codebase.repo
+    repo.checkout("topic")
+    commit_n(repo, 2, "topic")
+    repo.checkout("main")
+    repo.merge("topic", message="merge topic")
+    assert (await codebase.sync()).commits_added == 3
+    repo.delete_branch("topic")
+    result = await codebase.sync()
+    assert (result.commits_added, result.commits_removed) == (0, 0)
+    await codebase.equals_fresh_run("merged")
+
+
+async def test_lost_cache_after_force_push_still_converges(codebase: Codebase) -> None:
+    repo = codebase.repo
+    base = repo.head("main")
+    commit_n(repo, 3, "doomed")
+    await codebase.sync()
+    repo.reset_branch("main", base)
+    repo.checkout("main")
+    commit_n(repo, 1, "other")
+    # Another machine picks the codebase up: it has storage but no local mirror or parts.
+    shutil.rmtree(codebase.root / "work")
+    result = await codebase.sync()
+    assert result.full_walk
+    assert (result.commits_added, result.commits_removed) == (1, 3)
+    await codebase.equals_fresh_run("lost")
