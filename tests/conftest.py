@@ -1,4 +1,5 @@
 pytest_plugins = [
     "tests.support.s3server",
     "tests.support.gitrepos",
+    "tests.support.fake_github",
 ]

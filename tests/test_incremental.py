@@ -125,9 +125,30 @@ async def test_lost_cache_after_force_push_still_converges(codebase: Codebase) -
     repo.reset_branch("main", base)
     repo.checkout("main")
     commit_n(repo, 1, "other")
-    # Another machine picks the codebase up: it has storage but no local mirror or parts.
+    # The dropped commits are gone from the source, and another machine picks the codebase up:
+    # it has the storage but no local mirror or parts.
+    repo.git("reflog", "expire", "--expire=now", "--all")
+    repo.git("gc", "--prune=now", "--quiet")
     shutil.rmtree(codebase.root / "work")
     result = await codebase.sync()
     assert result.full_walk
     assert (result.commits_added, result.commits_removed) == (1, 3)
     await codebase.equals_fresh_run("lost")
+
+
+async def test_a_url_source_goes_through_git_transport_and_ends_the_same(
+    codebase: Codebase,
+) -> None:
+    repo = codebase.repo
+    url = f"file://{repo.path}"
+    over_url = LocalStorage(codebase.root / "over-url")
+    first = await sync_codebase(url, over_url, 1, codebase.root / "url-work")
+    commit_n(repo, 2, "more")
+    await codebase.sync()
+    second = await sync_codebase(url, over_url, 1, codebase.root / "url-work")
+    assert (first.commits_added, second.commits_added) == (3, 2)
+    mirror = codebase.root / "url-work" / "repos" / "1.git"
+    assert not (mirror / "objects" / "info" / "alternates").exists()
+    assert without_run_timestamps(await read_documents(over_url, 1)) == without_run_timestamps(
+        await read_documents(codebase.storage, 1)
+    )

@@ -1,15 +1,66 @@
-"""Phase 7: per-branch facts: head, last commit, ahead/behind the default branch, merged, stale."""
+"""Phase 7: per-branch facts: head, last commit, ahead/behind the default branch, merged, stale.
+
+Ahead/behind counts are kept between runs. When the default branch only moved forward, each
+branch's counts are updated from the default's new commits alone instead of walking both
+histories again: a branch with an unrelated history would otherwise cost a walk of the whole
+repository on every push.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pygit2
+from pydantic import BaseModel
+from pygit2.enums import SortMode
 
 from service.contract.documents import Branch
 from worker.aggregate import map_identity
 
 STALE_AFTER = timedelta(days=90)
+# Past this many commits ahead, an update walk would cost about what a fresh count costs.
+INCREMENTAL_AHEAD_LIMIT = 50_000
+
+
+class Divergence(BaseModel):
+    """How far a branch head is from a default-branch head."""
+
+    head: str
+    default_head: str
+    ahead: int
+    behind: int
+
+
+def _walk(repo: pygit2.Repository, include: str, exclude: str) -> list[pygit2.Oid]:
+    walker = repo.walk(pygit2.Oid(hex=include), SortMode.NONE)
+    walker.hide(pygit2.Oid(hex=exclude))
+    return [commit.id for commit in walker]
+
+
+def divergence(
+    repo: pygit2.Repository, head: str, default_head: str, known: Divergence | None
+) -> Divergence:
+    """Ahead/behind of `head` against `default_head`, from `known` counts where possible."""
+    if known is not None and known.head == head:
+        if known.default_head == default_head:
+            return known
+        old = pygit2.Oid(hex=known.default_head)
+        new = pygit2.Oid(hex=default_head)
+        moved_forward = old in repo and repo.descendant_of(new, old)
+        if moved_forward and known.ahead <= INCREMENTAL_AHEAD_LIMIT:
+            # D1 = D0 + N. Commits of N that the branch has stop counting as ahead; the rest of N
+            # is what the branch is now behind by, in addition to before.
+            added = _walk(repo, default_head, known.default_head)
+            branch_only = set(_walk(repo, head, known.default_head))
+            shared = sum(1 for oid in added if oid in branch_only)
+            return Divergence(
+                head=head,
+                default_head=default_head,
+                ahead=known.ahead - shared,
+                behind=known.behind + len(added) - shared,
+            )
+    ahead, behind = repo.ahead_behind(pygit2.Oid(hex=head), pygit2.Oid(hex=default_head))
+    return Divergence(head=head, default_head=default_head, ahead=ahead, behind=behind)
 
 
 def describe_branches(
@@ -18,11 +69,12 @@ def describe_branches(
     default_branch: str | None,
     mailmap: pygit2.Mailmap,
     now: datetime,
-) -> list[Branch]:
-    """Every branch, the default one first, then by name."""
+    known: dict[str, Divergence],
+) -> tuple[list[Branch], dict[str, Divergence]]:
+    """Every branch, the default one first, then by name; and the counts to keep for next time."""
     default_head = heads.get(default_branch) if default_branch else None
-    default_oid = pygit2.Oid(hex=default_head) if default_head else None
     result: list[Branch] = []
+    kept: dict[str, Divergence] = {}
     for name in sorted(heads, key=lambda n: (n != default_branch, n)):
         head = heads[name]
         commit = repo[head]
@@ -34,12 +86,15 @@ def describe_branches(
             author.raw_email.decode("utf-8", "replace"),
         )
         last = datetime.fromtimestamp(author.time, UTC)
-        if default_oid is None:
+        if default_head is None:
             ahead = behind = 0
             merged = False
         else:
-            ahead, behind = repo.ahead_behind(commit.id, default_oid)
-            merged = commit.id == default_oid or repo.descendant_of(default_oid, commit.id)
+            counts = divergence(repo, head, default_head, known.get(name))
+            kept[name] = counts
+            ahead, behind = counts.ahead, counts.behind
+            # Nothing ahead means every commit of the branch is in the default branch.
+            merged = ahead == 0
         result.append(
             Branch(
                 name=name,
@@ -53,4 +108,4 @@ def describe_branches(
                 stale=now - last > STALE_AFTER,
             )
         )
-    return result
+    return result, kept

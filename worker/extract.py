@@ -186,7 +186,7 @@ def tune_libgit2() -> None:
     cached by default, so every diff would inflate them again.
     """
     pygit2.settings.enable_strict_hash_verification(False)
-    pygit2.settings.cache_max_size(512 * 1024 * 1024)
+    pygit2.settings.cache_max_size(32 * 1024 * 1024)
     pygit2.settings.cache_object_limit(ObjectType.TREE, 1024 * 1024)
 
 

@@ -62,7 +62,9 @@ def fetch_source(
     A mirror that is missing or unreadable is rebuilt from scratch; it is only a cache.
     """
     url = resolve_source(source)
-    repo = _open_mirror(mirror)
+    if not is_url(url):
+        return _mirror_local(Path(url), mirror)
+    repo = _open_mirror(mirror, url)
     if repo is None:
         mirror.parent.mkdir(parents=True, exist_ok=True)
         # Build the first clone beside its final place so a crash never leaves half a mirror.
@@ -80,18 +82,47 @@ def fetch_source(
         if repo.remotes["origin"].url != url:
             repo.remotes.set_url("origin", url)
         default = _fetch(repo, url, callbacks)
-    branches = {
-        name: str(repo.references[f"refs/heads/{name}"].target) for name in repo.branches.local
-    }
-    return FetchedRepository(mirror, branches, default)
+    return FetchedRepository(mirror, _branch_heads(repo), default)
 
 
-def _open_mirror(mirror: Path) -> pygit2.Repository | None:
+def _branch_heads(repo: pygit2.Repository) -> dict[str, str]:
+    return {name: str(repo.references[f"refs/heads/{name}"].target) for name in repo.branches.local}
+
+
+def _mirror_local(path: Path, mirror: Path) -> FetchedRepository:
+    """A repository on this machine: share its objects (as `git clone --shared` does) and copy
+    its branch heads, instead of packing its whole history through a transport."""
+    source = pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    objects = Path(source.path) / "objects"
+    repo = _open_mirror(mirror, str(path))
+    if repo is None:
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        repo = pygit2.init_repository(str(mirror), bare=True)
+        repo.remotes.create("origin", str(path), MIRROR_REFSPEC)
+    (mirror / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+    repo = pygit2.Repository(str(mirror))
+    heads = _branch_heads(source)
+    for name in set(_branch_heads(repo)) - set(heads):
+        repo.references.delete(f"refs/heads/{name}")
+    for name, sha in heads.items():
+        repo.references.create(f"refs/heads/{name}", pygit2.Oid(hex=sha), force=True)
+    default = None
+    head = source.references.get("HEAD")
+    if head is not None and head.type == pygit2.enums.ReferenceType.SYMBOLIC:
+        default = str(head.target).removeprefix("refs/heads/")
+    return FetchedRepository(mirror, heads, default)
+
+
+def _open_mirror(mirror: Path, url: str) -> pygit2.Repository | None:
+    """The existing mirror of `url`, or None (after clearing whatever was in its place)."""
     if not mirror.exists():
         return None
     try:
         repo = pygit2.Repository(str(mirror))
-        repo.remotes["origin"]
+        # A mirror made for another kind of source (shared objects vs. its own) is rebuilt.
+        shared = (mirror / "objects" / "info" / "alternates").exists()
+        if repo.remotes["origin"] is not None and shared != (not is_url(url)):
+            raise KeyError(url)
     except (pygit2.GitError, KeyError):
         shutil.rmtree(mirror, ignore_errors=True)
         return None

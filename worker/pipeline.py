@@ -258,7 +258,9 @@ async def _run(
     mailmap = load_mailmap(repo, head)
     aggregates = await asyncio.to_thread(aggregate, [p.commits for p in parts], mailmap)
     now = _now()
-    branch_facts = describe_branches(repo, heads, default, mailmap, now)
+    branch_facts, divergence = await asyncio.to_thread(
+        describe_branches, repo, heads, default, mailmap, now, manifest.divergence
+    )
 
     await status.update(phase="export")
     facts = CodebaseFacts(
@@ -285,6 +287,7 @@ async def _run(
                 "snapshot_head": head,
                 "snapshot_key": snapshot_key,
                 "document_hashes": hashes,
+                "divergence": divergence,
             }
         )
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from service.contract import layout
 from service.contract.storage import PreconditionFailed, Storage, StorageError
+from worker.branches import Divergence
 from worker.extract import COMMITS_SCHEMA, FILES_SCHEMA
 
 MANIFEST_VERSION = 1
@@ -44,6 +45,7 @@ class Manifest(BaseModel):
     snapshot_head: str | None = None
     snapshot_key: str | None = None
     document_hashes: dict[str, str] = {}
+    divergence: dict[str, Divergence] = {}
 
 
 class StateConflict(StorageError):
