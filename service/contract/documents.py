@@ -172,3 +172,46 @@ def email_fields(email: str, mode: EmailMode) -> tuple[str | None, str | None]:
         return None, None
     digest = hashlib.sha256(email.lower().encode()).hexdigest()
     return (email if mode is EmailMode.PLAIN else None), digest
+
+
+class OrgLanguage(BaseModel):
+    language: str
+    type: str | None = None
+    bytes: int
+    files: int
+
+
+class OrgSummary(Document):
+    org_id: int
+    org_login: str
+    total_codebases: int
+    total_commits: int
+    total_contributors: int
+    additions_lines: int
+    deletions_lines: int
+    total_churn: int
+    total_lines: int
+    languages: list[OrgLanguage]
+    updated_at: datetime
+
+
+class CodebaseRow(BaseModel):
+    codebase_id: int
+    full_name: str
+    default_branch: str | None
+    primary_language: str | None
+    total_commits: int
+    total_contributors: int
+    total_branches: int
+    total_churn: int
+    total_lines: int
+    last_commit_at: datetime | None
+    state: RunState
+    updated_at: datetime
+
+
+class CodebasesList(Document):
+    org_id: int
+    org_login: str
+    codebases: list[CodebaseRow]
+    updated_at: datetime

@@ -1,0 +1,61 @@
+"""The web app: webhooks in, read API out. It never imports pygit2 or DuckDB."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from service import health
+from service.api import setup as setup_api
+from service.contract.settings import Settings
+from service.contract.storage import open_storage
+from service.keys import HTTP, REDIS, SETTINGS, STORAGE
+from service.webhooks import setup as setup_webhooks
+
+log = logging.getLogger(__name__)
+
+# GitHub caps webhook payloads at 25 MiB.
+MAX_BODY = 25 * 1024 * 1024
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    if settings.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set")
+    # Fail fast instead of retrying for seconds: a webhook answers 503 and GitHub shows it.
+    return RedisSettings.from_dsn(settings.redis_url.get_secret_value())
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = redis_settings(app[SETTINGS])
+    settings.conn_retries = 0
+    app[REDIS] = await create_pool(settings)
+    yield
+    await app[REDIS].aclose()
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[STORAGE] = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    yield
+    await app[STORAGE].close()
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    yield
+    await app[HTTP].close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_redis, _storage, _http])
+    health.setup(app)
+    setup_webhooks(app)
+    setup_api(app)
+    return app
