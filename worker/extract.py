@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from enum import StrEnum
 
 import pyarrow as pa
 import pygit2
-from pygit2.enums import DeltaStatus, ObjectType
+from pygit2.enums import DeltaStatus
 
 # Below this many commits a process pool costs more to start than it saves.
 POOL_THRESHOLD = 400
@@ -71,28 +70,41 @@ _KINDS = {
     DeltaStatus.TYPECHANGE: ChangeKind.TYPE_CHANGED,
 }
 
-# In a zero-context patch every line after the headers is a hunk header, an added or removed
-# line, or a "\ No newline at end of file" marker that belongs to the line before it.
-_ADDED = re.compile(rb"^\+[^\n]*\n", re.MULTILINE)
-_REMOVED = re.compile(rb"^-[^\n]*\n", re.MULTILINE)
-_ADDED_NO_EOL = re.compile(rb"^\+[^\n]*\n\\", re.MULTILINE)
-_REMOVED_NO_EOL = re.compile(rb"^-[^\n]*\n\\", re.MULTILINE)
+# What the patch format puts after a last line that had no terminator: its own "\n", then a
+# marker line.
+_NO_EOL = b"\n\\ No newline at end of file\n"
 
 
-def line_bytes(patch_text: bytes) -> tuple[int, int]:
-    """Bytes of the added and removed lines of one file's patch, terminators included."""
+def line_bytes(patch_text: bytes, added_lines: int, removed_lines: int) -> tuple[int, int]:
+    """Bytes of the added and removed lines of one file's zero-context patch, terminators
+    included, given how many lines it adds and removes.
+
+    With no context, each hunk is its header, a block of "-" lines, then a block of "+" lines
+    (each block perhaps closed by the no-newline marker). Content holds no "\n", so a block's
+    boundaries are found with a few searches per hunk instead of a pass over every line; a
+    block's size less one marker byte per line (and the marker's own bytes) is what its lines
+    weigh.
+    """
     start = patch_text.find(b"\n@@")
     if start < 0:
         return 0, 0
-    body = patch_text[start + 1 :]
-    added = _ADDED.findall(body)
-    removed = _REMOVED.findall(body)
-    # Each matched line is marker + content + "\n": drop the marker, and the "\n" that the patch
-    # format adds after a last line that had none.
-    return (
-        sum(map(len, added)) - len(added) - len(_ADDED_NO_EOL.findall(body)),
-        sum(map(len, removed)) - len(removed) - len(_REMOVED_NO_EOL.findall(body)),
-    )
+    size = len(patch_text)
+    added = removed = 0
+    header = start + 1
+    while header < size:
+        body = patch_text.find(b"\n", header) + 1
+        following = patch_text.find(b"\n@@", body - 1)
+        end = size if following < 0 else following + 1
+        split = patch_text.find(b"\n+", body - 1, end)
+        split = end if split < 0 else split + 1
+        removed += split - body
+        added += end - split
+        if patch_text.find(_NO_EOL, body - 1, split) >= 0:
+            removed -= len(_NO_EOL)
+        if patch_text.find(_NO_EOL, split - 1, end) >= 0:
+            added -= len(_NO_EOL)
+        header = end
+    return added - added_lines, removed - removed_lines
 
 
 def _text(raw: bytes) -> str:
@@ -135,7 +147,7 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
             a = d = ab = db = 0
         else:
             _, a, d = patch.line_stats
-            ab, db = line_bytes(patch.data) if (a or d) else (0, 0)
+            ab, db = line_bytes(patch.data, a, d) if (a or d) else (0, 0)
         entry = delta.old_file if kind is ChangeKind.DELETED else delta.new_file
         f["sha"].append(sha)
         f["path"].append(entry.raw_path)
@@ -179,15 +191,15 @@ def extract_chunk(repo: pygit2.Repository, shas: Sequence[str]) -> tuple[pa.Tabl
 
 
 def tune_libgit2() -> None:
-    """Read objects the way git does: no re-hashing on read, and big trees kept in the cache.
+    """Read objects the way git does, in bounded memory.
 
     The mirror's packs were verified when they were fetched; re-hashing every object on each read
-    roughly doubles the cost of a tree diff. Trees over 4 KiB (a large project's root) are not
-    cached by default, so every diff would inflate them again.
+    roughly doubles the cost of a tree diff. A small object cache (with libgit2's default
+    per-type limits) measured as fast as large ones on git/git while keeping each extraction
+    process near 225 MiB.
     """
     pygit2.settings.enable_strict_hash_verification(False)
     pygit2.settings.cache_max_size(32 * 1024 * 1024)
-    pygit2.settings.cache_object_limit(ObjectType.TREE, 1024 * 1024)
 
 
 _worker_repo: pygit2.Repository | None = None

@@ -6,6 +6,7 @@ documents to the source's current branches, processing only the difference.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +51,9 @@ class RunResult:
     documents_written: list[str] = field(default_factory=list)
     duration_ms: int = 0
     full_walk: bool = False
+    # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
+    # whatever EMAIL_MODE lets the documents show.
+    contributor_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -301,6 +305,9 @@ async def _run(
         commits_removed=len(delta.removed),
         documents_written=written,
         full_walk=delta.full_walk,
+        contributor_keys=sorted(
+            hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
+        ),
     )
 
 
