@@ -2,4 +2,5 @@ pytest_plugins = [
     "tests.support.s3server",
     "tests.support.gitrepos",
     "tests.support.fake_github",
+    "tests.support.redis_server",
 ]

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     email_mode: EmailMode = EmailMode.HASH
     port: int = 8080
     work_dir: Path = Field(default_factory=_default_work_dir)
+    worker_concurrency: int = Field(default=3, ge=1)
+    # The read API never loads a stored document larger than this into memory.
+    api_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

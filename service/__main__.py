@@ -1,0 +1,31 @@
+"""`python -m service`: the web app on $PORT, with an embedded Valkey when REDIS_URL is unset."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from service.app import create_app
+from service.contract.settings import Settings
+from service.embedded_redis import embedded_redis
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    with contextlib.ExitStack() as stack:
+        if settings.redis_url is None:
+            server = stack.enter_context(embedded_redis(settings.work_dir / "valkey"))
+            settings = settings.model_copy(update={"redis_url": SecretStr(server.connection_url)})
+            print(
+                f"REDIS_URL={server.connection_url} (embedded Valkey; give it to the workers)",
+                flush=True,
+            )
+        web.run_app(create_app(settings), port=settings.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,776 @@
+"""The read API serves the stored documents as DESIGN says: ETags and 304s, pages and cursors,
+202 before a codebase's first export, 400s, a size cap, and an OpenAPI document of it all.
+
+Documents are written into storage here, built from the contract's models: no worker runs.
+The caller is an admin token unless said otherwise (test_api_auth.py covers who sees what).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
+from openapi_spec_validator import validate as validate_openapi
+from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
+
+from service.api.directory import OrgDirectory
+from service.api.errors import DocumentTooLarge
+from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, OwnershipPage
+from service.api.openapi import ENDPOINTS
+from service.api.reader import (
+    JSON_OBJECT,
+    RAW,
+    DocumentReader,
+    ObjectAccess,
+    ObjectInfo,
+    object_access,
+)
+from service.api.state import API_LIMITS
+from service.app import create_app
+from service.contract import layout
+from service.contract.documents import (
+    Activity,
+    ActivityPeriod,
+    Branch,
+    Branches,
+    CodebaseRow,
+    Contributor,
+    Document,
+    LanguageShare,
+    OrgLanguage,
+    OrgSummary,
+    Overview,
+    Ownership,
+    PunchCardCell,
+    RunState,
+    Status,
+)
+from service.contract.org_state import (
+    CodebaseContribution,
+    OrgState,
+    codebases_list,
+    org_state_key,
+    summarize,
+)
+from service.contract.registry import CodebaseEntry, write_entry
+from service.contract.settings import Settings
+from service.contract.storage import LocalStorage, Storage
+from tests.support.fake_github import FakeGitHub
+
+ADMIN = {"Authorization": "Bearer adm1"}
+T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
+Client = TestClient[web.Request, web.Application]
+
+
+# --- Building documents ------------------------------------------------------------------------
+
+
+def email_key(email: str) -> str:
+    return hashlib.sha256(email.lower().encode()).hexdigest()
+
+
+@dataclass
+class Codebase:
+    """One repository's analytics, as the worker would export them."""
+
+    codebase_id: int
+    org_id: int
+    org_login: str
+    name: str
+    commits: int = 10
+    contributors: tuple[str, ...] = ("ada@example.com", "bob@example.com")
+    branches: int = 3
+    language: str = "Python"
+    installation_id: int = 1
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.org_login}/{self.name}"
+
+    def entry(self) -> CodebaseEntry:
+        return CodebaseEntry(
+            codebase_id=self.codebase_id,
+            org_id=self.org_id,
+            org_login=self.org_login,
+            installation_id=self.installation_id,
+            full_name=self.full_name,
+            clone_url=f"https://github.example/{self.full_name}.git",
+            default_branch="main",
+            registered_at=T0,
+            updated_at=T0,
+        )
+
+    def overview(self) -> Overview:
+        adds, dels = 100 * self.commits, 10 * self.commits
+        return Overview(
+            codebase_id=self.codebase_id,
+            full_name=self.full_name,
+            default_branch="main",
+            head_sha="a" * 40,
+            total_commits=self.commits,
+            merge_commits=1,
+            total_contributors=len(self.contributors),
+            total_branches=self.branches,
+            additions_lines=adds,
+            deletions_lines=dels,
+            addition_bytes=adds * 30,
+            deletion_bytes=dels * 30,
+            total_churn=adds + dels,
+            net_sloc=adds - dels,
+            total_churn_bytes=(adds + dels) * 30,
+            net_bytes=(adds - dels) * 30,
+            total_files=5,
+            total_lines=adds - dels,
+            total_bytes=(adds - dels) * 30,
+            primary_language=self.language,
+            languages=[LanguageShare(language=self.language, bytes=1000, files=5)],
+            first_commit_at=T0 - timedelta(days=100),
+            last_commit_at=T0,
+            generated_at=T0,
+        )
+
+    def branches_document(self) -> Branches:
+        names = ["main", *(f"feature-{i:02d}" for i in range(1, self.branches))]
+        return Branches(
+            codebase_id=self.codebase_id,
+            default_branch="main",
+            total_branches=len(names),
+            branches=[
+                Branch(
+                    name=name,
+                    head_sha=f"{i:040x}",
+                    is_default=name == "main",
+                    last_commit_at=T0 - timedelta(days=i),
+                    last_commit_author="Ada",
+                    ahead=i,
+                    behind=0,
+                    merged=False,
+                    stale=False,
+                )
+                for i, name in enumerate(names)
+            ],
+            generated_at=T0,
+        )
+
+    def activity(self) -> Activity:
+        def period(start: str, commits: int) -> ActivityPeriod:
+            return ActivityPeriod(
+                period_start=start,
+                commits=commits,
+                additions_lines=commits * 10,
+                deletions_lines=commits,
+                addition_bytes=commits * 300,
+                deletion_bytes=commits * 30,
+                contributors=1,
+            )
+
+        # Mondays of January and February 2024; the months of the first quarter.
+        weeks = [date(2024, 1, 1) + timedelta(weeks=w) for w in range(8)]
+        return Activity(
+            codebase_id=self.codebase_id,
+            weekly=[period(d.isoformat(), i + 1) for i, d in enumerate(weeks)],
+            monthly=[period(f"2024-{m:02d}-01", m) for m in (1, 2, 3)],
+            punch_card=[PunchCardCell(weekday=0, hour=9, commits=self.commits)],
+            generated_at=T0,
+        )
+
+    def ownership(self) -> Ownership:
+        people = [
+            Contributor(
+                name=email.split("@")[0],
+                email=None,
+                email_sha256=email_key(email),
+                commits=1,
+                additions_lines=10 * (len(self.contributors) - i),
+                deletions_lines=0,
+                addition_bytes=0,
+                deletion_bytes=0,
+                share_of_commits=1 / len(self.contributors),
+                share_of_churn=1 / len(self.contributors),
+                first_commit_at=T0,
+                last_commit_at=T0,
+            )
+            for i, email in enumerate(self.contributors)
+        ]
+        return Ownership(
+            codebase_id=self.codebase_id,
+            total_contributors=len(people),
+            contributors=people,
+            generated_at=T0,
+        )
+
+    def status(self, state: RunState = RunState.SUCCEEDED) -> Status:
+        return Status(codebase_id=self.codebase_id, state=state, updated_at=T0)
+
+    def contribution(self, exported: bool) -> CodebaseContribution:
+        overview = self.overview()
+        row = CodebaseRow(
+            codebase_id=self.codebase_id,
+            full_name=self.full_name,
+            default_branch="main",
+            primary_language=self.language if exported else None,
+            total_commits=self.commits if exported else 0,
+            total_contributors=len(self.contributors) if exported else 0,
+            total_branches=self.branches if exported else 0,
+            total_churn=overview.total_churn if exported else 0,
+            total_lines=overview.total_lines if exported else 0,
+            last_commit_at=T0 if exported else None,
+            state=RunState.SUCCEEDED if exported else RunState.QUEUED,
+            updated_at=T0 + timedelta(minutes=self.codebase_id % 60),
+        )
+        if not exported:
+            return CodebaseContribution(row=row, exported=False)
+        return CodebaseContribution(
+            row=row,
+            exported=True,
+            additions_lines=overview.additions_lines,
+            deletions_lines=overview.deletions_lines,
+            languages=[OrgLanguage(language=self.language, bytes=1000, files=5)],
+            contributor_keys=sorted(email_key(e) for e in self.contributors),
+        )
+
+
+async def put_json(storage: Storage, key: str, document: Document) -> None:
+    await storage.put(key, document.to_json())
+
+
+async def publish_codebase(
+    storage: Storage, codebase: Codebase, *, exported: bool = True, status: bool = True
+) -> None:
+    """The registry entry, and the documents of a first export (if `exported`)."""
+    await write_entry(storage, codebase.entry())
+    documents: dict[str, Document] = {}
+    if status:
+        state = RunState.SUCCEEDED if exported else RunState.QUEUED
+        documents["status"] = codebase.status(state)
+    if exported:
+        documents |= {
+            "overview": codebase.overview(),
+            "branches": codebase.branches_document(),
+            "activity": codebase.activity(),
+            "ownership": codebase.ownership(),
+        }
+    for name, document in documents.items():
+        await put_json(storage, layout.codebase_document(codebase.codebase_id, name), document)
+
+
+async def publish_org(
+    storage: Storage, codebases: Iterable[Codebase], pending: Iterable[int] = ()
+) -> OrgState:
+    """The org's merge state and its two public files, as the worker merges them."""
+    codebases = list(codebases)
+    first = codebases[0]
+    state = OrgState(
+        org_id=first.org_id,
+        org_login=first.org_login,
+        codebases={
+            str(c.codebase_id): c.contribution(exported=c.codebase_id not in set(pending))
+            for c in codebases
+        },
+    )
+    await storage.put(org_state_key(state.org_id), state.model_dump_json().encode())
+    await put_json(
+        storage, layout.org_document(state.org_id, "org_summary"), summarize(state, None, T0)
+    )
+    await put_json(
+        storage,
+        layout.org_document(state.org_id, "codebases_list"),
+        codebases_list(state, None, T0),
+    )
+    return state
+
+
+# --- The app -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "storage")
+
+
+def api_settings(storage: LocalStorage, redis_url: str, github: FakeGitHub) -> Settings:
+    return Settings(
+        storage_url=str(storage.root),
+        redis_url=SecretStr(redis_url),
+        admin_tokens=[SecretStr("adm1")],
+        github_api_url=github.base_url,
+    )
+
+
+async def start_api(aiohttp_client: AiohttpClient, settings: Settings, **limits: Any) -> Client:
+    """The whole app; documents are revalidated on every request unless `limits` say else."""
+    app = create_app(settings)
+    app[API_LIMITS] = replace(app[API_LIMITS], **({"document_fresh_for": 0.0} | limits))
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient, storage: LocalStorage, redis_url: str, fake_github: FakeGitHub
+) -> Client:
+    return await start_api(aiohttp_client, api_settings(storage, redis_url, fake_github))
+
+
+ACME = Codebase(codebase_id=11, org_id=1001, org_login="acme", name="alpha", branches=7)
+CB = f"/api/v1/codebases/{ACME.codebase_id}/analytics"
+
+
+async def get(client: Client, path: str, **headers: str) -> tuple[int, CIMultiDict[str], bytes]:
+    async with client.get(path, headers=ADMIN | headers) as response:
+        return response.status, CIMultiDict(response.headers), await response.read()
+
+
+# --- Documents, ETags and 304 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model"),
+    [
+        ("overview", Overview),
+        ("branches", BranchesPage),
+        ("activity", ActivitySeries),
+        ("ownership", OwnershipPage),
+        ("status", Status),
+    ],
+)
+async def test_every_codebase_document_is_served(
+    client: Client, storage: LocalStorage, endpoint: str, model: Any
+) -> None:
+    await publish_codebase(storage, ACME)
+    status, headers, body = await get(client, f"{CB}/{endpoint}")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["ETag"].startswith('"')
+    model.model_validate_json(body)
+
+
+async def test_overview_is_the_stored_bytes_and_polling_it_is_304(
+    client: Client, storage: LocalStorage
+) -> None:
+    await publish_codebase(storage, ACME)
+    status, headers, body = await get(client, f"{CB}/overview")
+    assert status == 200
+    assert body == ACME.overview().to_json()
+    assert "private" in headers["Cache-Control"]
+    etag = headers["ETag"]
+
+    status, again, body = await get(client, f"{CB}/overview", **{"If-None-Match": etag})
+    assert (status, body, again["ETag"]) == (304, b"", etag)
+    # Weak comparison, and a list of tags, as RFC 9110 has it.
+    status, _, _ = await get(client, f"{CB}/overview", **{"If-None-Match": f'"x", W/{etag}'})
+    assert status == 304
+
+    changed = replace(ACME, commits=11)
+    await put_json(storage, layout.codebase_document(11, "overview"), changed.overview())
+    status, headers, body = await get(client, f"{CB}/overview", **{"If-None-Match": etag})
+    assert status == 200
+    assert Overview.model_validate_json(body).total_commits == 11
+    assert headers["ETag"] != etag
+
+
+async def test_each_page_and_filter_has_its_own_etag(client: Client, storage: LocalStorage) -> None:
+    await publish_codebase(storage, ACME)
+    etags = set()
+    for query in ("limit=2", "limit=3", "granularity=week", "granularity=month"):
+        endpoint = "activity" if "granularity" in query else "branches"
+        status, headers, _ = await get(client, f"{CB}/{endpoint}?{query}")
+        assert status == 200
+        etags.add(headers["ETag"])
+        status, _, body = await get(
+            client, f"{CB}/{endpoint}?{query}", **{"If-None-Match": headers["ETag"]}
+        )
+        assert (status, body) == (304, b"")
+    assert len(etags) == 4
+
+
+# --- Before the first export -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["overview", "branches", "activity", "ownership"])
+async def test_registered_but_not_exported_is_202_with_its_status(
+    client: Client, storage: LocalStorage, endpoint: str
+) -> None:
+    await publish_codebase(storage, ACME, exported=False)
+    status, headers, body = await get(client, f"{CB}/{endpoint}")
+    assert status == 202
+    assert headers["Retry-After"] == "5"
+    assert "ETag" in headers
+    assert body == ACME.status(RunState.QUEUED).to_json()
+
+
+async def test_before_any_status_the_202_says_queued(client: Client, storage: LocalStorage) -> None:
+    await publish_codebase(storage, ACME, exported=False, status=False)
+    for endpoint in ("overview", "status"):
+        status, headers, body = await get(client, f"{CB}/{endpoint}")
+        assert status == 202
+        assert int(headers["Retry-After"]) > 0
+        assert Status.model_validate_json(body).state is RunState.QUEUED
+
+
+async def test_a_failed_first_run_asks_to_come_back_later(
+    client: Client, storage: LocalStorage
+) -> None:
+    await publish_codebase(storage, ACME, exported=False)
+    failed = ACME.status(RunState.FAILED)
+    await put_json(storage, layout.codebase_document(11, "status"), failed)
+    status, headers, body = await get(client, f"{CB}/overview")
+    assert (status, headers["Retry-After"], body) == (202, "60", failed.to_json())
+    # The status endpoint itself answers the stored status.
+    status, _, body = await get(client, f"{CB}/status")
+    assert (status, body) == (200, failed.to_json())
+
+
+async def test_unknown_codebase_is_404(client: Client, storage: LocalStorage) -> None:
+    await publish_codebase(storage, ACME)
+    status, headers, body = await get(client, "/api/v1/codebases/999/analytics/overview")
+    assert status == 404
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["status"] == 404
+
+
+# --- Pages -------------------------------------------------------------------------------------
+
+
+async def walk(client: Client, path: str, list_name: str, limit: int) -> list[list[Any]]:
+    """Every page of `path`, following next_cursor."""
+    pages, cursor = [], None
+    while True:
+        query = f"limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        status, _, body = await get(client, f"{path}?{query}")
+        assert status == 200, body
+        answer = json.loads(body)
+        pages.append(answer[list_name])
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "next_cursor never ends"
+
+
+@pytest.mark.parametrize(
+    ("path", "list_name", "limit", "sizes"),
+    [
+        (f"{CB}/branches", "branches", 3, [3, 3, 1]),
+        (f"{CB}/branches", "branches", 7, [7]),
+        (f"{CB}/ownership", "contributors", 2, [2, 2, 1]),
+        ("/api/v1/orgs/acme/analytics/codebases", "codebases", 2, [2, 2, 1]),
+    ],
+)
+async def test_pages_follow_next_cursor_to_the_end(
+    client: Client, storage: LocalStorage, path: str, list_name: str, limit: int, sizes: list[int]
+) -> None:
+    people = tuple(f"dev{i}@example.com" for i in range(5))
+    org = [replace(ACME, contributors=people)] + [
+        Codebase(codebase_id=20 + i, org_id=1001, org_login="acme", name=f"repo-{i}")
+        for i in range(4)
+    ]
+    for codebase in org:
+        await publish_codebase(storage, codebase)
+    await publish_org(storage, org)
+
+    pages = await walk(client, path, list_name, limit)
+    assert [len(page) for page in pages] == sizes
+    _, _, whole = await get(client, path)  # default limit: all of them on one page
+    answer = json.loads(whole)
+    assert answer["next_cursor"] is None
+    assert [item for page in pages for item in page] == answer[list_name]
+
+
+async def test_a_cursor_of_an_older_version_starts_over(
+    client: Client, storage: LocalStorage
+) -> None:
+    await publish_codebase(storage, ACME)
+    _, _, body = await get(client, f"{CB}/branches?limit=3")
+    first_page = json.loads(body)
+    cursor = first_page["next_cursor"]
+    _, _, body = await get(client, f"{CB}/branches?limit=3&cursor={cursor}")
+    assert json.loads(body)["branches"][0]["name"] == "feature-03"
+
+    await put_json(
+        storage,
+        layout.codebase_document(11, "branches"),
+        replace(ACME, branches=8).branches_document(),
+    )
+    _, _, body = await get(client, f"{CB}/branches?limit=3&cursor={cursor}")
+    restarted = json.loads(body)
+    assert [b["name"] for b in restarted["branches"]] == ["main", "feature-01", "feature-02"]
+    assert restarted["total_branches"] == 8
+
+
+# --- Activity ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "granularity", "starts"),
+    [
+        (
+            "",
+            "week",
+            [f"2024-01-{d:02d}" for d in (1, 8, 15, 22, 29)]
+            + ["2024-02-05", "2024-02-12", "2024-02-19"],
+        ),
+        ("granularity=month", "month", ["2024-01-01", "2024-02-01", "2024-03-01"]),
+        # A period is kept when it overlaps since..until (both days included).
+        ("since=2024-01-10&until=2024-01-22", "week", ["2024-01-08", "2024-01-15", "2024-01-22"]),
+        ("granularity=month&since=2024-02-29", "month", ["2024-02-01", "2024-03-01"]),
+        ("granularity=month&until=2024-01-31", "month", ["2024-01-01"]),
+        ("since=2024-02-19T10:00:00Z", "week", ["2024-02-19"]),
+        ("since=2025-01-01", "week", []),
+    ],
+)
+async def test_activity_by_granularity_and_dates(
+    client: Client, storage: LocalStorage, query: str, granularity: str, starts: list[str]
+) -> None:
+    await publish_codebase(storage, ACME)
+    status, _, body = await get(client, f"{CB}/activity?{query}")
+    assert status == 200, body
+    answer = ActivitySeries.model_validate_json(body)
+    assert answer.granularity == granularity
+    assert [p.period_start for p in answer.periods] == starts
+    assert answer.punch_card == ACME.activity().punch_card
+
+
+# --- 400 ---------------------------------------------------------------------------------------
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{CB}/branches?limit=0",
+        f"{CB}/branches?limit=101",
+        f"{CB}/branches?limit=ten",
+        f"{CB}/branches?limit=-1",
+        f"{CB}/branches?limit=",
+        f"{CB}/ownership?cursor=not-a-cursor!",
+        f"{CB}/ownership?cursor={b64('v1:x:0123456789abcdef')}",
+        f"{CB}/ownership?cursor={b64('{}')}",
+        "/api/v1/orgs/acme/analytics/codebases?cursor=%%%",
+        "/api/v1/orgs/acme/analytics/codebases?limit=1000",
+        f"{CB}/activity?granularity=day",
+        f"{CB}/activity?since=yesterday",
+        f"{CB}/activity?until=2024-13-01",
+        f"{CB}/activity?since=2024-02-01&until=2024-01-01",
+        "/api/v1/codebases/abc/analytics/overview",
+        "/api/v1/codebases/0/analytics/overview",
+        "/api/v1/codebases/-5/analytics/status",
+        "/api/v1/codebases/12345678901234567890123/analytics/overview",
+    ],
+)
+async def test_bad_parameters_are_400(client: Client, storage: LocalStorage, path: str) -> None:
+    await publish_codebase(storage, ACME)
+    await publish_org(storage, [ACME])
+    status, _, body = await get(client, path)
+    assert status == 400, body
+    assert json.loads(body)["message"]
+
+
+# --- Orgs --------------------------------------------------------------------------------------
+
+
+async def test_org_summary_by_login_or_id(client: Client, storage: LocalStorage) -> None:
+    await publish_codebase(storage, ACME)
+    await publish_org(storage, [ACME])
+    stored = await storage.get(layout.org_document(1001, "org_summary"))
+    assert stored is not None
+    for ref in ("acme", "ACME", "1001"):
+        status, _, body = await get(client, f"/api/v1/orgs/{ref}/analytics/summary")
+        assert (status, body) == (200, stored.data)
+    for ref in ("globex", "2002"):
+        status, _, _ = await get(client, f"/api/v1/orgs/{ref}/analytics/summary")
+        assert status == 404
+
+
+async def test_org_summary_counts_pending_codebases_but_not_their_numbers(
+    client: Client, storage: LocalStorage
+) -> None:
+    pending = Codebase(codebase_id=12, org_id=1001, org_login="acme", name="beta")
+    await publish_codebase(storage, ACME)
+    await publish_codebase(storage, pending, exported=False)
+    await publish_org(storage, [ACME, pending], pending=[12])
+    _, _, body = await get(client, "/api/v1/orgs/acme/analytics/summary")
+    summary = OrgSummary.model_validate_json(body)
+    assert (summary.total_codebases, summary.total_commits) == (2, ACME.commits)
+    _, _, body = await get(client, "/api/v1/orgs/acme/analytics/codebases")
+    rows = CodebasesPage.model_validate_json(body).codebases
+    assert {(r.codebase_id, r.state) for r in rows} == {
+        (11, RunState.SUCCEEDED),
+        (12, RunState.QUEUED),
+    }
+
+
+# --- The size cap ------------------------------------------------------------------------------
+
+
+async def test_a_document_over_the_cap_is_refused_not_read(
+    aiohttp_client: AiohttpClient, storage: LocalStorage, redis_url: str, fake_github: FakeGitHub
+) -> None:
+    many = replace(ACME, contributors=tuple(f"dev{i}@example.com" for i in range(50)))
+    await publish_codebase(storage, many)
+    size = len(many.ownership().to_json())
+    client = await start_api(
+        aiohttp_client, api_settings(storage, redis_url, fake_github), max_document_bytes=size - 1
+    )
+    status, _, body = await get(client, f"{CB}/ownership")
+    assert status == 500
+    assert "API_MAX_DOCUMENT_BYTES" in json.loads(body)["message"]
+    status, _, _ = await get(client, f"{CB}/status")  # small documents are still served
+    assert status == 200
+
+
+# --- OpenAPI -----------------------------------------------------------------------------------
+
+
+async def test_openapi_describes_every_route(client: Client) -> None:
+    async with client.get("/api/openapi.json") as response:  # no token needed
+        assert response.status == 200
+        document = json.loads(await response.read())
+        etag = response.headers["ETag"]
+    validate_openapi(document)
+    assert document["openapi"].startswith("3.1")
+
+    routes = {
+        resource.canonical
+        for resource in client.app.router.resources()
+        if resource.canonical.startswith("/api/")
+    }
+    assert routes == {e.path for e in ENDPOINTS} | {"/api/openapi.json"}
+    assert routes <= set(document["paths"])
+    for path in routes - {"/api/openapi.json"}:
+        operation = document["paths"][path]["get"]
+        assert {"200", "304", "400", "401", "404", "503"} <= set(operation["responses"])
+        names = {p["name"] for p in operation["parameters"]}
+        assert {segment[1:-1] for segment in path.split("/") if segment.startswith("{")} <= names
+    paged = document["paths"]["/api/v1/codebases/{id}/analytics/branches"]["get"]
+    assert {"limit", "cursor"} <= {p["name"] for p in paged["parameters"]}
+    schemas = document["components"]["schemas"]
+    assert {"Overview", "BranchesPage", "OrgSummary", "Status", "ErrorBody"} <= set(schemas)
+
+    async with client.get("/api/openapi.json", headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+
+
+# --- The reader: what polling costs ------------------------------------------------------------
+
+
+@dataclass
+class CountingObjects:
+    """Storage metadata and object reads, counted."""
+
+    inner: ObjectAccess
+    stats: int = 0
+    reads: list[str] = field(default_factory=list)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        self.stats += 1
+        return await self.inner.stat(key)
+
+    async def read(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        self.reads.append(key)
+        return await self.inner.read(key, max_bytes)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) -> None:
+    key = layout.codebase_document(11, "overview")
+    await put_json(storage, key, ACME.overview())
+    objects, clock = CountingObjects(object_access(storage)), Clock()
+    reader = DocumentReader(
+        objects, max_document_bytes=1 << 20, cache_bytes=1 << 20, fresh_for=1.0, clock=clock
+    )
+    info = await reader.probe(key)
+    assert info is not None
+    loaded = await reader.load(key, info, RAW)
+    assert loaded is not None and loaded.content == ACME.overview().to_json()
+    assert (objects.stats, len(objects.reads)) == (1, 1)
+
+    # Within the freshness window: no storage call at all.
+    assert await reader.probe(key) == info
+    assert (objects.stats, len(objects.reads)) == (1, 1)
+    # After it: one metadata read; unchanged, so the cached copy is served.
+    clock.now += 1.5
+    info_again = await reader.probe(key)
+    assert info_again == info
+    assert await reader.load(key, info, RAW) == loaded
+    assert (objects.stats, len(objects.reads)) == (2, 1)
+
+    # Changed: the next load reads the new version, once.
+    await put_json(storage, key, replace(ACME, commits=99).overview())
+    clock.now += 1.5
+    changed = await reader.probe(key)
+    assert changed is not None and changed != info
+    reloaded = await reader.load(key, changed, JSON_OBJECT)
+    assert reloaded is not None and reloaded.content["total_commits"] == 99
+    assert (objects.stats, len(objects.reads)) == (3, 2)
+
+
+async def test_the_cap_is_checked_before_reading(storage: LocalStorage) -> None:
+    key = layout.codebase_document(11, "ownership")
+    await put_json(storage, key, ACME.ownership())
+    objects = CountingObjects(object_access(storage))
+    reader = DocumentReader(objects, max_document_bytes=10, cache_bytes=1 << 20, fresh_for=1.0)
+    info = await reader.probe(key)
+    assert info is not None
+    with pytest.raises(DocumentTooLarge):
+        await reader.load(key, info, RAW)
+    assert objects.reads == []
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_storage(request: pytest.FixtureRequest) -> Storage:
+    backend: Storage = request.getfixturevalue(f"{request.param}_storage")
+    return backend
+
+
+async def test_object_access_on_both_backends(any_storage: Storage) -> None:
+    objects = object_access(any_storage)
+    key = layout.codebase_document(7, "status")
+    assert await objects.stat(key) is None
+    assert await objects.read(key, 1000) is None
+
+    await any_storage.put(key, b'{"a": 1}')
+    first = await objects.stat(key)
+    assert first is not None and first.size == 8
+    found = await objects.read(key, 1000)
+    assert found == (first, b'{"a": 1}')
+    with pytest.raises(DocumentTooLarge):
+        await objects.read(key, 7)
+
+    await any_storage.put(key, b'{"a": 22}')
+    second = await objects.stat(key)
+    assert second is not None and second.version != first.version
+
+
+async def test_org_logins_are_learnt_again_after_the_refresh_interval(
+    storage: LocalStorage,
+) -> None:
+    await publish_org(storage, [ACME])
+    clock = Clock()
+    orgs = OrgDirectory(storage, object_access(storage), refresh_interval=10.0, clock=clock)
+    assert await orgs.org_id("Acme") == 1001
+    globex = Codebase(codebase_id=21, org_id=2002, org_login="globex", name="delta")
+    await publish_org(storage, [globex])
+    assert await orgs.org_id("globex") is None  # a miss refreshes at most every 10 s
+    clock.now += 10
+    assert await orgs.org_id("globex") == 2002
+    assert await orgs.org_id("acme") == 1001

