@@ -12,6 +12,7 @@ from arq.connections import RedisSettings
 
 from service import health
 from service.api import setup as setup_api
+from service.contract.jobs import deserialize_job, serialize_job
 from service.contract.settings import Settings
 from service.contract.storage import open_storage
 from service.keys import HTTP, REDIS, SETTINGS, STORAGE
@@ -33,7 +34,9 @@ def redis_settings(settings: Settings) -> RedisSettings:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = redis_settings(app[SETTINGS])
     settings.conn_retries = 0
-    app[REDIS] = await create_pool(settings)
+    app[REDIS] = await create_pool(
+        settings, job_serializer=serialize_job, job_deserializer=deserialize_job
+    )
     yield
     await app[REDIS].aclose()
 

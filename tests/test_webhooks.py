@@ -130,7 +130,7 @@ async def queued(client: TestClient[web.Request, web.Application]) -> list[JobDe
 
 def calls(jobs: list[JobDef]) -> list[tuple[str, tuple[Any, ...]]]:
     """(name, args) of each job, in a stable order: jobs enqueued in one millisecond tie."""
-    return sorted(((job.function, job.args) for job in jobs), key=json.dumps)
+    return sorted(((job.function, tuple(job.args)) for job in jobs), key=json.dumps)
 
 
 def push_payload(ref: str = "refs/heads/main", **flags: bool) -> dict[str, Any]:

@@ -73,11 +73,28 @@ _SERIES = """
 """
 
 
+_COLUMNS = (
+    "sha",
+    "is_merge",
+    "author_name",
+    "author_email",
+    "author_time",
+    "author_offset",
+    "additions_lines",
+    "deletions_lines",
+    "addition_bytes",
+    "deletion_bytes",
+)
+
+
 def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregates:
     con = duckdb.connect()
     try:
         if commit_files:
-            con.read_parquet([str(p) for p in commit_files]).create_view("commits")
+            # Read the parts once into memory: every query below scans the commits again.
+            con.read_parquet([str(p) for p in commit_files]).select(", ".join(_COLUMNS)).create(
+                "commits"
+            )
         else:
             con.execute(
                 "CREATE TABLE commits (sha VARCHAR, is_merge BOOLEAN, author_name VARCHAR,"

@@ -38,9 +38,17 @@ def _walk(repo: pygit2.Repository, include: str, exclude: str) -> list[pygit2.Oi
 
 
 def divergence(
-    repo: pygit2.Repository, head: str, default_head: str, known: Divergence | None
+    repo: pygit2.Repository,
+    head: str,
+    default_head: str,
+    known: Divergence | None,
+    new_commits: frozenset[str] = frozenset(),
 ) -> Divergence:
-    """Ahead/behind of `head` against `default_head`, from `known` counts where possible."""
+    """Ahead/behind of `head` against `default_head`, from `known` counts where possible.
+
+    `new_commits` are the commits this run added to the whole commit set: none of them can be
+    an ancestor of a branch head that did not move, so they need no walk of the branch.
+    """
     if known is not None and known.head == head:
         if known.default_head == default_head:
             return known
@@ -51,8 +59,11 @@ def divergence(
             # D1 = D0 + N. Commits of N that the branch has stop counting as ahead; the rest of N
             # is what the branch is now behind by, in addition to before.
             added = _walk(repo, default_head, known.default_head)
-            branch_only = set(_walk(repo, head, known.default_head))
-            shared = sum(1 for oid in added if oid in branch_only)
+            known_before = [oid for oid in added if str(oid) not in new_commits]
+            shared = 0
+            if known_before:
+                branch_only = set(_walk(repo, head, known.default_head))
+                shared = sum(1 for oid in known_before if oid in branch_only)
             return Divergence(
                 head=head,
                 default_head=default_head,
@@ -70,6 +81,7 @@ def describe_branches(
     mailmap: pygit2.Mailmap,
     now: datetime,
     known: dict[str, Divergence],
+    new_commits: frozenset[str] = frozenset(),
 ) -> tuple[list[Branch], dict[str, Divergence]]:
     """Every branch, the default one first, then by name; and the counts to keep for next time."""
     default_head = heads.get(default_branch) if default_branch else None
@@ -90,7 +102,7 @@ def describe_branches(
             ahead = behind = 0
             merged = False
         else:
-            counts = divergence(repo, head, default_head, known.get(name))
+            counts = divergence(repo, head, default_head, known.get(name), new_commits)
             kept[name] = counts
             ahead, behind = counts.ahead, counts.behind
             # Nothing ahead means every commit of the branch is in the default branch.

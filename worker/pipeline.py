@@ -69,6 +69,16 @@ class _StatusWriter:
         )
 
 
+def mirror_dir(work_dir: Path, codebase_id: int) -> Path:
+    """Where a codebase's bare mirror lives in the work dir (a cache)."""
+    return work_dir / "repos" / f"{codebase_id}.git"
+
+
+def state_cache_dir(work_dir: Path, codebase_id: int) -> Path:
+    """Where a codebase's Parquet parts are cached in the work dir."""
+    return work_dir / "state" / str(codebase_id)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -197,10 +207,10 @@ async def _run(
     callbacks: pygit2.RemoteCallbacks | None,
     workers: int | None,
 ) -> RunResult:
-    state = CodebaseState(storage, codebase_id, work_dir / "state" / str(codebase_id))
+    state = CodebaseState(storage, codebase_id, state_cache_dir(work_dir, codebase_id))
     manifest = await state.load_manifest()
     fetched = await asyncio.to_thread(
-        fetch_source, source, work_dir / "repos" / f"{codebase_id}.git", callbacks
+        fetch_source, source, mirror_dir(work_dir, codebase_id), callbacks
     )
     repo = pygit2.Repository(str(fetched.path))
     heads = fetched.branches
@@ -263,7 +273,14 @@ async def _run(
     aggregates = await asyncio.to_thread(aggregate, [p.commits for p in parts], mailmap)
     now = _now()
     branch_facts, divergence = await asyncio.to_thread(
-        describe_branches, repo, heads, default, mailmap, now, manifest.divergence
+        describe_branches,
+        repo,
+        heads,
+        default,
+        mailmap,
+        now,
+        manifest.divergence,
+        frozenset(delta.added),
     )
 
     await status.update(phase="export")

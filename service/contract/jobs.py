@@ -6,6 +6,10 @@ arguments, and every job is idempotent: arq may run one more than once.
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from typing import Any
+
 from pydantic import BaseModel
 
 # Job names.
@@ -52,6 +56,37 @@ class RegisterRequest(BaseModel):
     account: Account
     # None: every repository the installation can see (asked of the API).
     repositories: list[RepositoryRef] | None = None
+
+
+class PurgeRequest(BaseModel):
+    codebase_id: int
+    # Which org's files to remove the codebase from when its registry entry is already gone.
+    account: Account | None = None
+    installation_id: int | None = None
+
+
+class InstallationRequest(BaseModel):
+    installation_id: int
+    account: Account | None = None
+    suspended: bool = False
+
+
+def serialize_job(value: Any) -> bytes:
+    """Jobs and results as JSON, not pickle: both sides read them without each other's classes."""
+    return json.dumps(value, default=_jsonable, separators=(",", ":")).encode()
+
+
+def deserialize_job(data: bytes) -> Any:
+    return json.loads(data)
+
+
+def _jsonable(value: object) -> object:
+    # arq stores a failed job's exception as its result.
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def delivery_key(delivery_id: str) -> str:

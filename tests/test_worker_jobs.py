@@ -1,0 +1,567 @@
+"""The worker's jobs end to end: a real arq Worker (burst) on a real Redis, the fake GitHub
+serving real git over HTTP, and storage in a local folder.
+
+Where a test needs something to happen in the middle of a run (a push, a token expiring), a
+storage wrapper calls it when the engine reports reaching a phase: no sleeps, no mocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq import func
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.jobs import Job, JobResult
+from arq.worker import Worker, create_worker
+
+import worker.main
+from service.contract import layout, registry
+from service.contract.documents import (
+    CodebasesList,
+    OrgSummary,
+    Overview,
+    RunState,
+    Status,
+)
+from service.contract.jobs import (
+    PURGE_CODEBASE,
+    PURGE_INSTALLATION,
+    RECONCILE,
+    REFRESH_CODEBASE,
+    REGISTER_REPOSITORIES,
+    SET_INSTALLATION_SUSPENDED,
+    SYNC_CODEBASE,
+    Account,
+    RegisterRequest,
+    RepositoryRef,
+    SyncRequest,
+    deserialize_job,
+    generation_key,
+    serialize_job,
+    sync_job_id,
+)
+from service.contract.settings import Settings
+from service.contract.storage import LocalStorage, Storage
+from tests.support.fake_github import EXPIRED_TOKEN, INSTALLATION_TOKEN, FakeGitHub
+from tests.support.gitrepos import GitRepo, git_commit_count
+from worker import jobs
+from worker.main import FUNCTIONS, worker_settings
+
+# arq's own Worker.close() still calls redis' deprecated close().
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+
+ORG = Account(id=31_337, login="acme")
+FAST_RETRY = jobs.RetryPolicy(base_s=0.01, max_s=0.05, max_failures=3, lock_busy_s=0.01)
+TOKEN = re.compile(r"gh[su]_[A-Za-z0-9]{36}")
+JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.")
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis(redis_flushed: str) -> AsyncIterator[ArqRedis]:
+    """A client that enqueues JSON jobs, as the worker takes them, on an empty database."""
+    pool = await create_pool(
+        RedisSettings.from_dsn(redis_flushed),
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+    )
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+# --- the org under test -----------------------------------------------------------------------
+
+
+class HookedStorage(LocalStorage):
+    """A local folder that runs `hook` once, when a status document reports `phase`."""
+
+    def __init__(self, root: Path, phase: str, hook: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(root)
+        self._marker = f'"phase":"{phase}"'.encode()
+        self._hook: Callable[[], Awaitable[None]] | None = hook
+
+    async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
+        etag = await super().put(key, data, content_type)
+        if self._hook is not None and key.endswith("/status.json") and self._marker in data:
+            hook, self._hook = self._hook, None
+            await hook()
+        return etag
+
+
+@dataclass
+class Org:
+    fake: FakeGitHub
+    installation_id: int
+    repos: list[GitRepo]
+    refs: list[RepositoryRef]
+    config: Settings
+    storage: LocalStorage
+    redis: ArqRedis
+
+    def id(self, i: int) -> int:
+        return self.refs[i].id
+
+    async def push(self, i: int, trigger: str = "push") -> str:
+        """What the webhook does for a push: bump the generation, enqueue a sync."""
+        generation = await self.redis.incr(generation_key(self.id(i)))
+        request = SyncRequest(
+            codebase_id=self.id(i),
+            installation_id=self.installation_id,
+            account=ORG,
+            repository=self.refs[i],
+            trigger=trigger,
+            generation=generation,
+        )
+        job_id = sync_job_id(self.id(i), generation)
+        await self.redis.enqueue_job(SYNC_CODEBASE, request.model_dump(mode="json"), _job_id=job_id)
+        return job_id
+
+    async def enqueue(self, name: str, *args: dict[str, Any]) -> str:
+        job = await self.redis.enqueue_job(name, *args)
+        assert job is not None
+        return job.job_id
+
+    async def register(self) -> str:
+        request = RegisterRequest(installation_id=self.installation_id, account=ORG)
+        return await self.enqueue(REGISTER_REPOSITORIES, request.model_dump(mode="json"))
+
+    async def run_worker(self, storage: Storage | None = None, **overrides: Any) -> Worker:
+        """Run every queued job (and what they enqueue) in a burst worker, as deployed."""
+        worker = create_worker(
+            worker_settings(self.config),
+            burst=True,
+            poll_delay=0,
+            handle_signals=False,
+            cron_jobs=[],
+            functions=[*FUNCTIONS, func(jobs.reconcile, name=RECONCILE)],
+            ctx={
+                "settings": self.config,
+                "storage": storage or self.storage,
+                "retry_policy": FAST_RETRY,
+            },
+            **overrides,
+        )
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+        return worker
+
+    async def result(self, job_id: str) -> JobResult:
+        info = await Job(job_id, self.redis, _deserializer=deserialize_job).result_info()
+        assert info is not None, f"job {job_id} has no result"
+        return info
+
+    async def document(self, i: int, name: str) -> dict[str, Any]:
+        stored = await self.storage.get(layout.codebase_document(self.id(i), name))
+        assert stored is not None, f"{name} of repo {i} missing"
+        return dict(json.loads(stored.data))
+
+    async def overview(self, i: int) -> Overview:
+        return Overview.model_validate(await self.document(i, "overview"))
+
+    async def status(self, i: int) -> Status:
+        return Status.model_validate(await self.document(i, "status"))
+
+    async def etags(self, i: int) -> dict[str, str | None]:
+        keys = await self.storage.list(f"analytics/{self.id(i)}/")
+        return {key: getattr(await self.storage.get(key), "etag", None) for key in keys}
+
+    async def org_files(self) -> tuple[OrgSummary, CodebasesList]:
+        summary = await self.storage.get(layout.org_document(ORG.id, "org_summary"))
+        listing = await self.storage.get(layout.org_document(ORG.id, "codebases_list"))
+        assert summary is not None and listing is not None
+        return (
+            OrgSummary.model_validate_json(summary.data),
+            CodebasesList.model_validate_json(listing.data),
+        )
+
+
+def build_repo(path: Path, i: int) -> GitRepo:
+    repo = GitRepo.init(path)
+    for n in range(i + 2):
+        repo.commit(
+            {f"src/mod{n}.py": "x = 1\n" * (n + 1)},
+            message=f"commit {n}",
+            author=(f"Dev {i}", f"dev{i}@example.com") if n % 2 else ("Alice", "alice@ex.com"),
+        )
+    return repo
+
+
+@pytest.fixture
+async def org(fake_github: FakeGitHub, redis: ArqRedis, redis_flushed: str, tmp_path: Path) -> Org:
+    installation_id = fake_github.add_installation(ORG.login, ORG.id)
+    repos, refs = [], []
+    for i in range(3):
+        repo = build_repo(tmp_path / f"repo{i}", i)
+        data = fake_github.add_repository(installation_id, ORG.login, f"repo{i}", repo.path)
+        repos.append(repo)
+        refs.append(RepositoryRef.model_validate(data))
+    config = Settings(
+        github_app_id=fake_github.app_id,
+        github_private_key=fake_github.private_key_pem,
+        github_api_url=fake_github.base_url,
+        redis_url=redis_flushed,
+        storage_url=str(tmp_path / "storage"),
+        work_dir=tmp_path / "work",
+    )
+    storage = LocalStorage(tmp_path / "storage")
+    return Org(fake_github, installation_id, repos, refs, config, storage, redis)
+
+
+@pytest.fixture
+async def synced(org: Org) -> Org:
+    """The org registered and backfilled."""
+    await org.register()
+    worker = await org.run_worker()
+    assert worker.jobs_failed == 0
+    return org
+
+
+def token_requests(fake: FakeGitHub) -> list[int]:
+    return [r.status for r in fake.requests if r.path.endswith("/access_tokens")]
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+async def test_register_backfills_every_repository_and_the_org(org: Org) -> None:
+    register_job = await org.register()
+    worker = await org.run_worker()
+    assert worker.jobs_failed == 0
+    assert (await org.result(register_job)).result == {
+        "installation_id": org.installation_id,
+        "registered": 3,
+    }
+    for i, repo in enumerate(org.repos):
+        entry = await registry.read_entry(org.storage, org.id(i))
+        assert entry is not None
+        assert (entry.full_name, entry.clone_url) == (org.refs[i].full_name, org.refs[i].clone_url)
+        overview = await org.overview(i)
+        assert overview.full_name == f"acme/repo{i}"
+        assert overview.total_commits == git_commit_count(repo.path)
+        status = await org.status(i)
+        assert status.state is RunState.SUCCEEDED
+        assert status.refs == {"main": repo.head()}
+    summary, listing = await org.org_files()
+    assert summary.total_codebases == 3
+    assert summary.total_commits == sum(git_commit_count(r.path) for r in org.repos)
+    assert summary.total_contributors == 1 + 3  # Alice everywhere, one developer per repo
+    assert [(row.full_name, row.state) for row in listing.codebases] == [
+        (f"acme/repo{i}", RunState.SUCCEEDED) for i in range(3)
+    ]
+
+
+async def test_registered_codebases_are_listed_before_their_first_export(org: Org) -> None:
+    await org.register()
+    await org.run_worker(max_burst_jobs=1)  # the registration only, not the backfills
+
+    for i in range(3):
+        assert (await org.status(i)).state is RunState.QUEUED
+    summary, listing = await org.org_files()
+    assert (summary.total_codebases, summary.total_commits) == (3, 0)
+    assert [row.state for row in listing.codebases] == [RunState.QUEUED] * 3
+
+    await org.run_worker()
+    summary, listing = await org.org_files()
+    assert summary.total_commits == sum(git_commit_count(r.path) for r in org.repos)
+    assert [row.state for row in listing.codebases] == [RunState.SUCCEEDED] * 3
+
+
+async def test_registering_named_repositories_asks_github_for_the_rest(org: Org) -> None:
+    # installation_repositories webhooks name a repository without its clone_url.
+    named = RepositoryRef(id=org.id(2), full_name=org.refs[2].full_name)
+    request = RegisterRequest(
+        installation_id=org.installation_id, account=ORG, repositories=[named]
+    )
+    await org.enqueue(REGISTER_REPOSITORIES, request.model_dump(mode="json"))
+    await org.run_worker()
+
+    entry = await registry.read_entry(org.storage, org.id(2))
+    assert entry is not None
+    assert (entry.clone_url, entry.default_branch) == (org.refs[2].clone_url, "main")
+    assert (await org.status(2)).state is RunState.SUCCEEDED
+    _, listing = await org.org_files()
+    assert [row.codebase_id for row in listing.codebases] == [org.id(2)]
+
+
+async def test_a_sync_waits_for_the_codebase_lock(synced: Org) -> None:
+    org = synced
+    org.repos[0].commit({"waited.py": "1\n"})
+    async with jobs.codebase_lock(org.redis, org.id(0)):
+        job_id = await org.push(0)
+        await org.run_worker(max_burst_jobs=1)  # finds the lock taken: comes back later
+    assert (await org.overview(0)).total_commits < git_commit_count(org.repos[0].path)
+
+    await org.run_worker()
+    assert (await org.result(job_id)).job_try == 2
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)
+
+
+async def test_a_push_updates_only_its_codebase_and_the_org_totals(synced: Org) -> None:
+    org = synced
+    untouched = {i: await org.etags(i) for i in (0, 2)}
+    before, _ = await org.org_files()
+    org.repos[1].commit({"new.py": "a\nb\nc\n"}, message="pushed")
+    job_id = await org.push(1)
+    await org.run_worker()
+
+    assert (await org.result(job_id)).result["commits_added"] == 1
+    assert (await org.overview(1)).total_commits == git_commit_count(org.repos[1].path)
+    assert {i: await org.etags(i) for i in (0, 2)} == untouched
+    after, listing = await org.org_files()
+    assert after.total_commits == before.total_commits + 1
+    assert after.additions_lines == before.additions_lines + 3
+    assert len(listing.codebases) == 3
+
+
+async def test_a_job_for_a_covered_push_does_not_fetch(synced: Org) -> None:
+    org = synced
+    org.repos[0].commit({"one.py": "1\n"})
+    first = await org.push(0)
+    second = await org.push(0)  # both arrive before the worker runs: one run covers both
+    await org.run_worker()
+    results = [(await org.result(job)).result for job in (first, second)]
+    assert results[0]["runs"] == 1
+    assert results[1] == {"codebase_id": org.id(0), "skipped": "covered by an earlier run"}
+
+
+async def test_purge_removes_everything_of_the_codebase(synced: Org, tmp_path: Path) -> None:
+    org = synced
+    gone = org.id(1)
+    await org.enqueue(PURGE_CODEBASE, {"codebase_id": gone, "account": ORG.model_dump()})
+    await org.run_worker()
+
+    assert await org.storage.list(f"analytics/{gone}/") == []
+    assert await org.storage.list(layout.state_prefix(gone)) == []
+    assert await registry.read_entry(org.storage, gone) is None
+    summary, listing = await org.org_files()
+    assert [row.codebase_id for row in listing.codebases] == [org.id(0), org.id(2)]
+    assert summary.total_commits == sum(git_commit_count(org.repos[i].path) for i in (0, 2))
+    assert summary.total_codebases == 2
+    assert not (tmp_path / "work" / "repos" / f"{gone}.git").exists()
+    assert await org.redis.get(jobs.synced_key(gone)) is None
+
+    # A webhook that was already on its way does not bring it back.
+    late = await org.push(1)
+    await org.run_worker()
+    assert (await org.result(late)).result["skipped"] == "purged"
+    assert await org.storage.list(f"analytics/{gone}/") == []
+    assert await registry.read_entry(org.storage, gone) is None
+
+
+async def test_purging_the_installation_removes_the_org(synced: Org) -> None:
+    org = synced
+    await org.enqueue(
+        PURGE_INSTALLATION,
+        {"installation_id": org.installation_id, "account": ORG.model_dump()},
+    )
+    await org.run_worker()
+    assert await org.storage.list("analytics/") == []
+    assert await org.storage.list("meta/") == []
+    assert await org.storage.list("state/") == []
+
+
+@pytest.mark.parametrize("loss", ["repository deleted", "installation gone"])
+async def test_lost_access_fails_with_a_reason_and_no_retries(synced: Org, loss: str) -> None:
+    org = synced
+    before, _ = await org.org_files()
+    if loss == "repository deleted":
+        org.fake.remove_repository(org.id(2))
+    else:
+        org.fake.fail_next(r"/access_tokens$", status=404)
+    job_id = await org.push(2)
+    worker = await org.run_worker()
+
+    result = await org.result(job_id)
+    assert (result.job_try, worker.jobs_retried, worker.jobs_failed) == (1, 0, 0)
+    status = await org.status(2)
+    assert status.state is RunState.FAILED
+    assert status.last_error is not None
+    assert "repository acme/repo2 is gone or access was revoked" in status.last_error.message
+    after, listing = await org.org_files()
+    assert [row.state for row in listing.codebases] == [
+        RunState.SUCCEEDED,
+        RunState.SUCCEEDED,
+        RunState.FAILED,
+    ]
+    assert after.total_commits == before.total_commits  # the last export still counts
+
+
+async def test_a_github_502_on_the_token_is_retried(org: Org) -> None:
+    org.fake.fail_next(r"/access_tokens$", status=502)
+    job_id = await org.push(0)  # not registered yet: the sync registers it from the request
+    worker = await org.run_worker()
+
+    result = await org.result(job_id)
+    assert (result.job_try, worker.jobs_retried, worker.jobs_failed) == (2, 1, 0)
+    assert token_requests(org.fake) == [502, 201]
+    assert (await org.status(0)).state is RunState.SUCCEEDED
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)
+    assert await registry.read_entry(org.storage, org.id(0)) is not None
+
+
+async def test_a_token_expiring_mid_job_is_replaced(org: Org, tmp_path: Path) -> None:
+    async def expire() -> None:
+        org.fake.expire_tokens()
+
+    storage = HookedStorage(tmp_path / "storage", "fetch", expire)
+    job_id = await org.push(0)
+    await org.run_worker(storage)
+
+    assert (await org.result(job_id)).job_try == 1
+    assert (await org.status(0)).state is RunState.SUCCEEDED
+    assert token_requests(org.fake) == [201, 201]
+    git = [r for r in org.fake.requests if r.path.startswith("/acme/repo0.git/")]
+    # Refused once with the expired token, then the pack came with the new one. (The status of
+    # the last request is not checked: libgit2 may hang up before the fake finishes it.)
+    assert [(r.method, r.credential) for r in git][1:] == [
+        ("GET", EXPIRED_TOKEN),
+        ("GET", INSTALLATION_TOKEN),
+        ("POST", INSTALLATION_TOKEN),
+    ]
+    assert git[1].status == 401
+
+
+async def test_a_push_during_a_sync_is_in_the_documents(synced: Org, tmp_path: Path) -> None:
+    org = synced
+    pushed: list[str] = []
+
+    async def push_while_running() -> None:
+        # The run has fetched: this commit is not in what it is analysing.
+        org.repos[0].commit({"late.py": "late\n"}, message="late")
+        pushed.append(await org.push(0))
+
+    storage = HookedStorage(tmp_path / "storage", "delta", push_while_running)
+    org.repos[0].commit({"early.py": "early\n"}, message="early")
+    first = await org.push(0)
+    worker = await org.run_worker(storage)
+
+    assert worker.jobs_failed == 0
+    assert (await org.result(first)).result["runs"] == 2
+    assert (await org.result(pushed[0])).result["skipped"] == "covered by an earlier run"
+    overview = await org.overview(0)
+    assert overview.total_commits == git_commit_count(org.repos[0].path)
+    assert overview.head_sha == org.repos[0].head()
+    summary, _ = await org.org_files()
+    assert summary.total_commits == sum(git_commit_count(r.path) for r in org.repos)
+
+
+async def test_reconcile_syncs_codebases_that_moved_silently(synced: Org) -> None:
+    org = synced
+    untouched = {i: await org.etags(i) for i in (0, 1)}
+    org.repos[2].commit({"quiet.py": "no webhook\n"})
+    job_id = await org.enqueue(RECONCILE)
+    await org.run_worker()
+
+    assert (await org.result(job_id)).result == {"checked": 3, "enqueued": 1}
+    assert (await org.overview(2)).total_commits == git_commit_count(org.repos[2].path)
+    assert {i: await org.etags(i) for i in (0, 1)} == untouched
+
+
+async def test_refresh_follows_a_rename(synced: Org) -> None:
+    org = synced
+    renamed = RepositoryRef.model_validate(org.fake.rename_repository(org.id(1), "renamed"))
+    request = SyncRequest(
+        codebase_id=org.id(1),
+        installation_id=org.installation_id,
+        account=ORG,
+        repository=renamed,
+        trigger="renamed",
+    )
+    await org.enqueue(REFRESH_CODEBASE, request.model_dump(mode="json"))
+    await org.run_worker()
+
+    entry = await registry.read_entry(org.storage, org.id(1))
+    assert entry is not None
+    assert (entry.full_name, entry.clone_url) == ("acme/renamed", renamed.clone_url)
+    assert (await org.overview(1)).full_name == "acme/renamed"
+    _, listing = await org.org_files()
+    assert "acme/renamed" in [row.full_name for row in listing.codebases]
+
+
+async def test_a_suspended_installation_is_skipped_until_unsuspended(synced: Org) -> None:
+    org = synced
+    suspend = {"installation_id": org.installation_id, "account": ORG.model_dump()}
+    await org.enqueue(SET_INSTALLATION_SUSPENDED, suspend | {"suspended": True})
+    await org.run_worker()
+    org.repos[0].commit({"while-suspended.py": "1\n"})
+    skipped = await org.push(0)
+    await org.run_worker()
+    assert (await org.result(skipped)).result["skipped"] == "installation suspended"
+    assert (await org.overview(0)).total_commits < git_commit_count(org.repos[0].path)
+
+    await org.enqueue(SET_INSTALLATION_SUSPENDED, suspend | {"suspended": False})
+    await org.run_worker()
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)
+
+
+async def test_tokens_never_leak(
+    org: Org, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def expire() -> None:
+        org.fake.expire_tokens()
+
+    await org.register()
+    await org.run_worker(HookedStorage(tmp_path / "storage", "fetch", expire))
+    org.repos[1].commit({"more.py": "more\n"})
+    await org.push(1)
+    await org.run_worker()
+    assert len(token_requests(org.fake)) >= 3  # several tokens were in play
+
+    for i in range(3):
+        config = (tmp_path / "work" / "repos" / f"{org.id(i)}.git" / "config").read_text()
+        assert f"url = {org.refs[i].clone_url}\n" in config
+    leaks = []
+    for folder in (tmp_path / "storage", tmp_path / "work"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                text = path.read_bytes().decode("latin-1")
+                if TOKEN.search(text) or JWT.search(text):
+                    leaks.append(path)
+    assert leaks == []
+    assert not TOKEN.search(caplog.text) and not JWT.search(caplog.text)
+    async for key in org.redis.scan_iter():
+        if await org.redis.type(key) == b"string":
+            value = (await org.redis.get(key) or b"").decode("latin-1")
+            assert not TOKEN.search(value), key
+
+
+def test_worker_settings_come_from_the_environment_when_looked_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(RuntimeError, match="REDIS_URL is not set"):
+        _ = worker.main.WorkerSettings
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cret@redis.internal:6380/2")
+    monkeypatch.setenv("WORKER_CONCURRENCY", "7")
+    settings = worker.main.WorkerSettings
+    assert settings.max_jobs == 7
+    assert (settings.redis_settings.host, settings.redis_settings.port) == ("redis.internal", 6380)
+    assert settings.redis_settings.database == 2
+    monkeypatch.setenv("REDIS_URL", "http://:s3cret@redis.internal")
+    with pytest.raises(RuntimeError, match="not a Redis URL") as raised:
+        _ = worker.main.WorkerSettings
+    assert "s3cret" not in str(raised.value)
+
+
+def test_jobs_and_results_are_json() -> None:
+    payload = {"t": 1, "r": ValueError("no token here"), "a": [{"codebase_id": 1}]}
+    assert deserialize_job(serialize_job(payload)) == {
+        "t": 1,
+        "r": "ValueError: no token here",
+        "a": [{"codebase_id": 1}],
+    }

@@ -1,0 +1,322 @@
+"""The worker's view of GitHub as the App: installation tokens and the few REST calls it makes.
+
+One shared aiohttp session carries every request. Installation tokens are cached until shortly
+before they expire and replaced on demand, also in the middle of a git fetch: libgit2 asks
+`GitCredentials` again after the server refused a token, and it answers with a fresh one.
+
+A token is handed to git only through the credentials callback: it never goes into a URL, a git
+config, a log line, an exception or a document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import gidgethub
+import gidgethub.apps
+import pygit2
+from gidgethub.aiohttp import GitHubAPI
+
+from service.contract.jobs import RepositoryRef
+from service.contract.settings import Settings
+from worker.errors import PermanentSourceError, SourceError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "gitstats"
+GIT_USERNAME = "x-access-token"
+# A token this close to its expiry is replaced before use, so that a fetch started with it
+# rarely outlives it.
+REFRESH_MARGIN = timedelta(minutes=5)
+# How often libgit2 may ask for credentials during one operation. It asks again only after the
+# server refused the last answer; without a bound it would replay the same refusal many times.
+MAX_CREDENTIAL_ASKS = 4
+# How long the git thread waits for the event loop to mint a token.
+TOKEN_WAIT_S = 60.0
+
+_T = TypeVar("_T")
+
+
+class GitHubUnavailable(SourceError):
+    """GitHub failed in a way that may pass: 5xx, rate limit, network. Retry later."""
+
+
+class GitHubAccessLost(PermanentSourceError):
+    """The installation or repository is gone, or the App's access to it was revoked."""
+
+
+class GitHubAppConfigError(Exception):
+    """The App's id or private key is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class InstallationToken:
+    token: str = field(repr=False)
+    expires_at: datetime
+
+
+def _repository_ref(data: dict[str, Any]) -> RepositoryRef:
+    return RepositoryRef(
+        id=data["id"],
+        full_name=data["full_name"],
+        clone_url=data.get("clone_url"),
+        default_branch=data.get("default_branch"),
+        archived=bool(data.get("archived", False)),
+    )
+
+
+def _parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _rate_limited(exc: gidgethub.HTTPException) -> bool:
+    if isinstance(exc, gidgethub.RateLimitExceeded) or exc.status_code == 429:
+        return True
+    # A secondary rate limit is a 403 with Retry-After (or a message saying so).
+    return exc.status_code == HTTPStatus.FORBIDDEN and (
+        "retry-after" in {k.lower() for k in exc.headers} or "rate limit" in str(exc).lower()
+    )
+
+
+def map_github_error(exc: BaseException, what: str) -> SourceError:
+    """Our error for a failed call: permanent when retrying cannot help, else transient.
+
+    Only the status and GitHub's short message go into the text: never a header or a token.
+    """
+    if isinstance(exc, gidgethub.HTTPException):
+        status = int(exc.status_code)
+        detail = f"{what}: HTTP {status} {' '.join(str(exc).split())[:200]}".rstrip()
+        if _rate_limited(exc):
+            return GitHubUnavailable(f"{detail} (rate limited)")
+        if 400 <= status < 500 and status not in (408, 409):
+            return GitHubAccessLost(detail)
+        return GitHubUnavailable(detail)
+    if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+        return GitHubUnavailable(f"{what}: {type(exc).__name__} talking to GitHub")
+    return GitHubUnavailable(f"{what}: {type(exc).__name__}")
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    return isinstance(exc, gidgethub.HTTPException) and exc.status_code == HTTPStatus.UNAUTHORIZED
+
+
+def load_private_key(settings: Settings) -> str:
+    """The App's PEM private key from GITHUB_PRIVATE_KEY or the file at GITHUB_PRIVATE_KEY_PATH."""
+    if settings.github_private_key is not None:
+        pem = settings.github_private_key.get_secret_value()
+        # Platforms that take one-line environment values often store the PEM with literal \n.
+        return pem.replace("\\n", "\n") if "\n" not in pem.strip() else pem
+    if settings.github_private_key_path is not None:
+        path = settings.github_private_key_path.expanduser()
+        try:
+            return path.read_text()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise GitHubAppConfigError(
+                f"GITHUB_PRIVATE_KEY_PATH {path}: cannot read the key: {reason}"
+            ) from None
+    raise GitHubAppConfigError("set GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH")
+
+
+class InstallationTokens:
+    """Installation tokens, one per installation, cached until `margin` before they expire."""
+
+    def __init__(
+        self,
+        mint: Callable[[int], Awaitable[InstallationToken]],
+        *,
+        margin: timedelta = REFRESH_MARGIN,
+    ) -> None:
+        self._mint = mint
+        self._margin = margin
+        self._cache: dict[int, InstallationToken] = {}
+        # One mint at a time per installation: jobs that need a token at once share it.
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _fresh(self, installation_id: int) -> str | None:
+        cached = self._cache.get(installation_id)
+        if cached is not None and cached.expires_at - self._margin > datetime.now(UTC):
+            return cached.token
+        return None
+
+    async def get(self, installation_id: int) -> str:
+        """A token valid for at least `margin` more (as far as GitHub told us)."""
+        if (token := self._fresh(installation_id)) is not None:
+            return token
+        async with self._locks.setdefault(installation_id, asyncio.Lock()):
+            if (token := self._fresh(installation_id)) is not None:
+                return token
+            minted = await self._mint(installation_id)
+            self._cache[installation_id] = minted
+            return minted.token
+
+    async def replace(self, installation_id: int, rejected: str) -> str:
+        """A new token after GitHub refused `rejected` (expired or revoked before its time)."""
+        cached = self._cache.get(installation_id)
+        if cached is not None and cached.token == rejected:
+            del self._cache[installation_id]
+        return await self.get(installation_id)
+
+    def forget(self, installation_id: int) -> None:
+        self._cache.pop(installation_id, None)
+
+    def git_credentials(
+        self, installation_id: int, token: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> GitCredentials:
+        """Callbacks for one git operation, starting from `token` (get it just before)."""
+        return GitCredentials(self, installation_id, token, loop or asyncio.get_running_loop())
+
+
+class GitCredentials(pygit2.RemoteCallbacks):
+    """Answers libgit2's credential requests with `x-access-token:<installation token>`.
+
+    libgit2 calls this from the thread running the fetch. The first answer is the token taken
+    before the fetch; libgit2 asks again only when the server refused the last answer (the token
+    expired or was revoked meanwhile), and then a new token is minted on the event loop.
+    """
+
+    def __init__(
+        self,
+        tokens: InstallationTokens,
+        installation_id: int,
+        token: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__()
+        self._tokens = tokens
+        self._installation_id = installation_id
+        self._token = token
+        self._loop = loop
+        self.asks = 0
+
+    def __repr__(self) -> str:
+        return f"GitCredentials(installation={self._installation_id}, asks={self.asks})"
+
+    def credentials(
+        self,
+        url: str,
+        username_from_url: str | None,
+        allowed_types: pygit2.enums.CredentialType,
+    ) -> pygit2.UserPass:
+        self.asks += 1
+        if self.asks > MAX_CREDENTIAL_ASKS:
+            raise GitHubAccessLost(
+                f"git refused {MAX_CREDENTIAL_ASKS - 1} fresh installation tokens for {url}"
+            )
+        if self.asks > 1:
+            self._token = self._on_loop(self._tokens.replace(self._installation_id, self._token))
+        return pygit2.UserPass(GIT_USERNAME, self._token)
+
+    def _on_loop(self, coro: Coroutine[Any, Any, str]) -> str:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("GitCredentials must be used from a thread, not the event loop")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout=TOKEN_WAIT_S)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise GitHubUnavailable(
+                f"no installation token within {TOKEN_WAIT_S:.0f}s for installation "
+                f"{self._installation_id}"
+            ) from None
+
+
+class GitHubApp:
+    """The App's REST calls, through one shared aiohttp session and the token cache."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        app_id: str,
+        private_key: str,
+        api_url: str = "https://api.github.com",
+        refresh_margin: timedelta = REFRESH_MARGIN,
+    ) -> None:
+        self._app_id = app_id
+        self._private_key = private_key
+        self._gh = GitHubAPI(session, USER_AGENT, base_url=api_url.rstrip("/"))
+        self.tokens = InstallationTokens(self._mint, margin=refresh_margin)
+
+    def __repr__(self) -> str:
+        return f"GitHubApp(app_id={self._app_id!r}, api_url={self._gh.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: aiohttp.ClientSession) -> GitHubApp:
+        if not settings.github_app_id:
+            raise GitHubAppConfigError("set GITHUB_APP_ID (the App's id or client id)")
+        return cls(
+            session,
+            app_id=settings.github_app_id,
+            private_key=load_private_key(settings),
+            api_url=settings.github_api_url,
+        )
+
+    async def _mint(self, installation_id: int) -> InstallationToken:
+        what = f"POST /app/installations/{installation_id}/access_tokens"
+        try:
+            body = await gidgethub.apps.get_installation_access_token(
+                self._gh,
+                installation_id=str(installation_id),
+                app_id=self._app_id,
+                private_key=self._private_key,
+            )
+            token = InstallationToken(body["token"], _parse_time(body["expires_at"]))
+        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_github_error(exc, what) from None
+        except (KeyError, TypeError, ValueError):
+            raise GitHubUnavailable(f"{what}: unexpected answer") from None
+        log.info("new token for installation %s, expires %s", installation_id, token.expires_at)
+        return token
+
+    async def _as_installation(
+        self, installation_id: int, what: str, call: Callable[[str], Awaitable[_T]]
+    ) -> _T:
+        """`call(token)`, once more with a new token if GitHub refused the cached one."""
+        token = await self.tokens.get(installation_id)
+        try:
+            try:
+                return await call(token)
+            except gidgethub.HTTPException as exc:
+                if not _is_unauthorized(exc):
+                    raise
+                token = await self.tokens.replace(installation_id, token)
+                return await call(token)
+        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_github_error(exc, what) from None
+
+    async def list_installation_repositories(self, installation_id: int) -> list[RepositoryRef]:
+        """Every repository the installation can see (all pages)."""
+
+        async def call(token: str) -> list[RepositoryRef]:
+            pages = self._gh.getiter(
+                "/installation/repositories?per_page=100",
+                oauth_token=token,
+                iterable_key="repositories",
+            )
+            return [_repository_ref(item) async for item in pages]
+
+        return await self._as_installation(installation_id, "GET /installation/repositories", call)
+
+    async def get_repository(self, installation_id: int, full_name: str) -> RepositoryRef:
+        owner, _, name = full_name.partition("/")
+        path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+        async def call(token: str) -> RepositoryRef:
+            return _repository_ref(await self._gh.getitem(path, oauth_token=token))
+
+        return await self._as_installation(installation_id, f"GET {path}", call)

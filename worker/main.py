@@ -1,0 +1,159 @@
+"""The arq worker: `arq worker.main.WorkerSettings` (the Procfile's worker line).
+
+arq reads `WorkerSettings`' attributes as they are when it looks the class up, and a plain class
+body runs at import. So that REDIS_URL and WORKER_CONCURRENCY are read when the worker starts
+(and importing this module needs no environment), `WorkerSettings` is built on that lookup by
+the module's `__getattr__` (PEP 562): `worker_settings()` returns the plain class arq expects.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import aiohttp
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.worker import Function
+
+from service.contract.jobs import (
+    PURGE_CODEBASE,
+    PURGE_INSTALLATION,
+    RECONCILE,
+    REFRESH_CODEBASE,
+    REGISTER_REPOSITORIES,
+    SET_INSTALLATION_SUSPENDED,
+    SYNC_CODEBASE,
+    deserialize_job,
+    serialize_job,
+)
+from service.contract.settings import Settings
+from service.contract.storage import open_storage
+from worker import jobs
+from worker.github_app import GitHubApp
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT_S = 2 * 3600
+RECONCILE_TIMEOUT_S = 30 * 60
+# Waiting for a codebase's lock is a retry too, and a backfill holds it for long: the jobs that
+# wait bound their real failures themselves (RetryPolicy.max_failures), not through max_tries.
+LOCK_WAITING_MAX_TRIES = 10_000
+MAX_TRIES = 10
+
+
+FUNCTIONS: list[Function] = [
+    func(
+        jobs.sync_codebase,
+        name=SYNC_CODEBASE,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=LOCK_WAITING_MAX_TRIES,
+    ),
+    func(
+        jobs.register_repositories,
+        name=REGISTER_REPOSITORIES,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=MAX_TRIES,
+    ),
+    func(
+        jobs.purge_codebase,
+        name=PURGE_CODEBASE,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=LOCK_WAITING_MAX_TRIES,
+    ),
+    func(
+        jobs.purge_installation,
+        name=PURGE_INSTALLATION,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=LOCK_WAITING_MAX_TRIES,
+    ),
+    func(
+        jobs.refresh_codebase,
+        name=REFRESH_CODEBASE,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=MAX_TRIES,
+    ),
+    func(
+        jobs.set_installation_suspended,
+        name=SET_INSTALLATION_SUSPENDED,
+        timeout=JOB_TIMEOUT_S,
+        max_tries=MAX_TRIES,
+    ),
+]
+
+# Every 10 minutes; `unique` (the default) runs it on one worker only. Enqueueing "reconcile"
+# by name runs it at once.
+CRON_JOBS = [
+    cron(
+        jobs.reconcile,
+        name=RECONCILE,
+        minute=set(range(0, 60, 10)),
+        timeout=RECONCILE_TIMEOUT_S,
+    )
+]
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Build the shared clients once per worker process.
+
+    Settings (and storage) already in `ctx` are used as given: that is how tests pass theirs.
+    """
+    settings: Settings = ctx.get("settings") or Settings()
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    storage = ctx.get("storage") or open_storage(settings.storage_url, settings.s3_endpoint_url)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
+    try:
+        github = GitHubApp.from_settings(settings, session)
+    except BaseException:
+        await session.close()
+        await storage.close()
+        raise
+    ctx.update(settings=settings, storage=storage, session=session, github=github)
+    ctx["tokens"] = github.tokens
+    ctx.setdefault("retry_policy", jobs.RetryPolicy())
+    log.info("worker ready: storage %r, GitHub %r", storage, github)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if (session := ctx.pop("session", None)) is not None:
+        await session.close()
+    if (storage := ctx.pop("storage", None)) is not None:
+        await storage.close()
+
+
+def redis_settings_from(config: Settings) -> RedisSettings:
+    if config.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set: the worker takes its jobs from Redis")
+    try:
+        return RedisSettings.from_dsn(config.redis_url.get_secret_value())
+    except (RuntimeError, ValueError):
+        # Not the URL itself in the message: it may hold a password.
+        raise RuntimeError(
+            "REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
+        ) from None
+
+
+def worker_settings(config: Settings | None = None) -> type:
+    """The settings class arq reads, for `config` (default: the environment now)."""
+    settings = config or Settings()
+
+    class WorkerSettings:
+        functions = FUNCTIONS
+        cron_jobs = CRON_JOBS
+        redis_settings = redis_settings_from(settings)
+        max_jobs = settings.worker_concurrency
+        job_timeout = JOB_TIMEOUT_S
+        job_serializer = serialize_job
+        job_deserializer = deserialize_job
+        on_startup = startup
+        on_shutdown = shutdown
+        # startup() finds the Settings here, built once with the rest.
+        ctx: ClassVar[dict[str, Any]] = {"settings": settings}
+
+    return WorkerSettings
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WorkerSettings":
+        return worker_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
