@@ -35,6 +35,14 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     )
     analyze.add_argument("--s3-endpoint-url", default=settings.s3_endpoint_url)
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    serve = commands.add_parser(
+        "serve",
+        help="run the web app and a worker on this machine (embedded Valkey if no REDIS_URL)",
+    )
+    serve.add_argument(
+        "--demo", metavar="PATH", help="first analyze this repository so there is data to see"
+    )
+    serve.add_argument("--port", type=int, help="the web app's port (default $PORT or 8080)")
     return parser
 
 
@@ -89,6 +97,14 @@ async def _analyze(args: argparse.Namespace) -> RunResult:
 def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     args = _parser(settings).parse_args(argv)
+    if args.command == "serve":
+        from worker.serve import serve
+
+        try:
+            return serve(args.demo, args.port)
+        except (EngineError, StorageError) as exc:
+            print(f"gitstats: error: {redact(str(exc))}", file=sys.stderr)
+            return 1
     try:
         result = asyncio.run(_analyze(args))
     except (EngineError, StorageError) as exc:

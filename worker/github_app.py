@@ -242,8 +242,8 @@ class GitHubApp:
         self,
         session: aiohttp.ClientSession,
         *,
-        app_id: str,
-        private_key: str,
+        app_id: str | None,
+        private_key: str | None,
         api_url: str = "https://api.github.com",
         refresh_margin: timedelta = REFRESH_MARGIN,
     ) -> None:
@@ -257,17 +257,22 @@ class GitHubApp:
 
     @classmethod
     def from_settings(cls, settings: Settings, session: aiohttp.ClientSession) -> GitHubApp:
-        if not settings.github_app_id:
-            raise GitHubAppConfigError("set GITHUB_APP_ID (the App's id or client id)")
+        # Without an App the worker still starts (a local demo has no GitHub): jobs that need
+        # GitHub then fail with a clear reason. A half-configured App fails here, at start.
+        app_id = settings.github_app_id or None
         return cls(
             session,
-            app_id=settings.github_app_id,
-            private_key=load_private_key(settings),
+            app_id=app_id,
+            private_key=load_private_key(settings) if app_id else None,
             api_url=settings.github_api_url,
         )
 
     async def _mint(self, installation_id: int) -> InstallationToken:
         what = f"POST /app/installations/{installation_id}/access_tokens"
+        if self._app_id is None or self._private_key is None:
+            raise GitHubAccessLost(
+                "the GitHub App is not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY"
+            )
         try:
             body = await gidgethub.apps.get_installation_access_token(
                 self._gh,
