@@ -547,6 +547,11 @@ class FakeGitHub:
         with self._lock:
             return self._issue(self._installation(installation_id), repo_ids, None)
 
+    def issued_tokens(self) -> list[str]:
+        """Every installation token issued so far, for tests that check none of them leaked."""
+        with self._lock:
+            return list(self._tokens)
+
     def expire_tokens(self, *, user_tokens: bool = False) -> None:
         """Expire every installation token issued so far (and user tokens if asked)."""
         with self._lock:
