@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.response import StreamingBody
 
 from service.contract.storage import (
     LocalStorage,
+    ObjectInfo,
+    ObjectTooLarge,
     PreconditionFailed,
     S3Storage,
     Storage,
@@ -103,6 +106,145 @@ async def test_get_of_a_missing_key_is_none(storage: Storage) -> None:
     # A key that is a "folder" of another key is not an object either.
     assert await storage.get("analytics/42") is None
     assert await storage.get("analytics/42/present.json/below") is None
+
+
+# --- Metadata and capped reads --------------------------------------------------------------------
+
+DOC = "analytics/42/status.json"
+
+
+async def test_stat_and_read_capped_of_a_missing_key_are_none(storage: Storage) -> None:
+    assert await storage.stat(DOC) is None
+    assert await storage.read_capped(DOC, 1000) is None
+    await storage.put("analytics/42/present.json", b"{}")
+    # A "folder" of another key, or a path below one, is not an object either.
+    for key in ("analytics/42", "analytics/42/present.json/below"):
+        assert await storage.stat(key) is None
+        assert await storage.read_capped(key, 1000) is None
+
+
+async def test_stat_gives_the_size_and_a_version_that_changes_only_with_a_write(
+    storage: Storage,
+) -> None:
+    await storage.put(DOC, b'{"a": 1}')
+    first = await storage.stat(DOC)
+    assert first is not None and first.size == 8
+    assert await storage.stat(DOC) == first  # unchanged: the same version
+    await storage.get(DOC)
+    assert await storage.stat(DOC) == first  # reading is not writing
+
+    await storage.put(DOC, b'{"a": 22}')
+    second = await storage.stat(DOC)
+    assert second is not None and second.size == 9
+    assert second.version != first.version
+    assert await storage.stat(DOC) == second
+
+    await storage.delete(DOC)
+    assert await storage.stat(DOC) is None
+
+
+async def test_read_capped_returns_the_bytes_and_their_version(storage: Storage) -> None:
+    await storage.put(DOC, b'{"a": 1}')
+    info = await storage.stat(DOC)
+    found = await storage.read_capped(DOC, 1000)
+    assert found == (info, b'{"a": 1}')
+    assert found is not None and found[0].size == 8
+
+    await storage.put(DOC, b'{"a": 22}')
+    again = await storage.read_capped(DOC, 1000)
+    assert again is not None and again[1] == b'{"a": 22}'
+    assert again[0] == await storage.stat(DOC)
+    assert again[0].version != found[0].version
+
+
+async def test_read_capped_at_the_cap_succeeds_and_past_it_refuses(storage: Storage) -> None:
+    data = b'{"a": 1}'
+    await storage.put(DOC, data)
+    found = await storage.read_capped(DOC, len(data))  # exactly at the cap
+    assert found is not None and found[1] == data
+
+    with pytest.raises(ObjectTooLarge) as raised:
+        await storage.read_capped(DOC, len(data) - 1)
+    error = raised.value
+    assert isinstance(error, StorageError)
+    assert (error.key, error.size, error.limit) == (DOC, len(data), len(data) - 1)
+    message = str(error)
+    assert DOC in message and "is 8 bytes" in message and "limit of 7 bytes" in message
+
+    with pytest.raises(ObjectTooLarge):
+        await storage.read_capped(DOC, 0)
+    assert await storage.read_capped(DOC, len(data)) == found  # the refusals changed nothing
+
+
+async def test_local_read_capped_checks_the_size_before_reading(
+    local_storage: LocalStorage,
+) -> None:
+    await local_storage.put(DOC, b"x" * 100)
+    with pytest.raises(ObjectTooLarge) as raised:
+        await local_storage.read_capped(DOC, 50)
+    # The size on disk, from fstat: a check after reading would know max_bytes + 1 bytes only.
+    assert raised.value.size == 100
+
+
+async def test_s3_read_capped_checks_the_length_before_reading(
+    s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await s3_storage.put(DOC, b"x" * 100)
+    reads: list[int | None] = []
+    real_read = StreamingBody.read
+
+    async def counting_read(self: StreamingBody, amt: int | None = None) -> bytes:
+        reads.append(amt)
+        data: bytes = await real_read(self, amt)
+        return data
+
+    monkeypatch.setattr(StreamingBody, "read", counting_read)
+    with pytest.raises(ObjectTooLarge) as raised:
+        await s3_storage.read_capped(DOC, 50)
+    assert raised.value.size == 100  # from Content-Length
+    assert reads == []  # the body was never read
+    found = await s3_storage.read_capped(DOC, 100)
+    assert found is not None and found[1] == b"x" * 100
+    assert reads  # the spy does see a read
+
+
+async def test_s3_read_capped_errors_hold_no_credentials(s3_server: str) -> None:
+    storage = S3Storage("gitstats-no-such-bucket", "", s3_server)
+    try:
+        with pytest.raises(StorageError) as raised:
+            await storage.read_capped("a.json", 1000)
+    finally:
+        await storage.close()
+    message = str(raised.value)
+    assert "NoSuchBucket" in message
+    assert "gitstats-no-such-bucket" in message
+    assert "testing" not in message  # the dummy access key and secret
+    assert not isinstance(raised.value, ObjectTooLarge)
+
+
+class _DefaultReads(LocalStorage):
+    """A local folder with the Storage ABC's own stat and read_capped, which go through get."""
+
+    stat = Storage.stat
+    read_capped = Storage.read_capped
+
+
+async def test_the_default_stat_and_read_capped_read_through_get(tmp_path: Path) -> None:
+    storage = _DefaultReads(tmp_path / "root")
+    assert await storage.stat(DOC) is None
+    assert await storage.read_capped(DOC, 1000) is None
+
+    etag = await storage.put(DOC, b'{"a": 1}')
+    info = ObjectInfo(etag, 8)
+    assert await storage.stat(DOC) == info
+    assert await storage.read_capped(DOC, 8) == (info, b'{"a": 1}')
+    with pytest.raises(ObjectTooLarge) as raised:
+        await storage.read_capped(DOC, 7)
+    assert (raised.value.key, raised.value.size, raised.value.limit) == (DOC, 8, 7)
+
+    await storage.put(DOC, b'{"a": 22}')
+    changed = await storage.stat(DOC)
+    assert changed is not None and changed.version != info.version and changed.size == 9
 
 
 # --- Conditional writes ---------------------------------------------------------------------------
@@ -357,6 +499,10 @@ async def test_keys_that_leave_the_storage_or_hit_internals_are_rejected(
         await storage.put_if(key, b"x", None)
     with pytest.raises(StorageError):
         await storage.get(key)
+    with pytest.raises(StorageError):
+        await storage.stat(key)
+    with pytest.raises(StorageError):
+        await storage.read_capped(key, 1000)
     with pytest.raises(StorageError):
         await storage.delete(key)
     assert await storage.list("") == []

@@ -9,11 +9,9 @@ import time
 from collections.abc import Callable
 
 from service.api.cache import MISSING, BoundedCache, SingleFlight
-from service.api.errors import DocumentTooLarge
-from service.api.reader import ObjectAccess
 from service.contract import layout
 from service.contract.registry import CodebaseEntry, read_entry
-from service.contract.storage import Storage
+from service.contract.storage import ObjectTooLarge, Storage
 
 _ORGS_PREFIX = "analytics/orgs/"
 _ORG_SUMMARY = "org_summary.json"
@@ -62,13 +60,11 @@ class OrgDirectory:
     def __init__(
         self,
         storage: Storage,
-        objects: ObjectAccess,
         *,
         refresh_interval: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.storage = storage
-        self.objects = objects
         self.refresh_interval = refresh_interval
         self._clock = clock
         self._by_login: dict[str, int] = {}
@@ -105,8 +101,8 @@ class OrgDirectory:
             async with limit:
                 key = layout.org_document(org_id, "org_summary")
                 try:
-                    found = await self.objects.read(key, _ORG_SUMMARY_MAX_BYTES)
-                except DocumentTooLarge:
+                    found = await self.storage.read_capped(key, _ORG_SUMMARY_MAX_BYTES)
+                except ObjectTooLarge:
                     return None  # not an org summary of ours: no login to learn from it
             if found is None:
                 return None

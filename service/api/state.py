@@ -11,7 +11,7 @@ from aiohttp import web
 from service.api.auth import PrincipalResolver
 from service.api.cache import BoundedCache
 from service.api.directory import CodebaseDirectory, OrgDirectory
-from service.api.reader import DocumentReader, object_access
+from service.api.reader import DocumentReader
 from service.contract.settings import Settings
 from service.keys import HTTP, SETTINGS, STORAGE
 
@@ -71,7 +71,6 @@ OPENAPI = web.AppKey("openapi", OpenApiDocument)
 def build_state(app: web.Application, clock: Callable[[], float] = time.monotonic) -> ApiState:
     """The API's state over the app's shared storage and HTTP session."""
     limits, settings, storage = app[API_LIMITS], app[SETTINGS], app[STORAGE]
-    objects = object_access(storage)
     return ApiState(
         limits=limits,
         principals=PrincipalResolver(
@@ -85,7 +84,7 @@ def build_state(app: web.Application, clock: Callable[[], float] = time.monotoni
             clock=clock,
         ),
         reader=DocumentReader(
-            objects,
+            storage,
             max_document_bytes=limits.max_document_bytes,
             cache_bytes=limits.document_cache_bytes,
             fresh_for=limits.document_fresh_for,
@@ -97,9 +96,7 @@ def build_state(app: web.Application, clock: Callable[[], float] = time.monotoni
             max_entries=limits.registry_cache_entries,
             clock=clock,
         ),
-        orgs=OrgDirectory(
-            storage, objects, refresh_interval=limits.org_directory_refresh, clock=clock
-        ),
+        orgs=OrgDirectory(storage, refresh_interval=limits.org_directory_refresh, clock=clock),
         rendered=BoundedCache(max_entries=100_000, max_cost=limits.rendered_cache_bytes),
     )
 

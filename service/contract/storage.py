@@ -2,6 +2,8 @@
 
 Every write is atomic: a reader sees the old object or the new one, never a part.
 Conditional writes (`put_if`) are the compare-and-swap that org files and manifests rely on.
+Readers that poll use `stat` (version and size from one metadata read) and `read_capped` (which
+refuses an object over a size before reading it, where the backend can tell).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 import aioboto3
@@ -35,10 +38,35 @@ class PreconditionFailed(StorageError):
     """A conditional write lost: the object changed (or appeared) since it was read."""
 
 
+class ObjectTooLarge(StorageError):
+    """An object larger than the caller's limit: refused rather than read into memory."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"storage object {key!r} is {size} bytes, over the limit of {limit} bytes to read"
+        )
+        self.key = key
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles (across processes) with its own arguments, not the formatted message.
+        return type(self), (self.key, self.size, self.limit)
+
+
 @dataclass(frozen=True)
 class StoredObject:
     data: bytes
     etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A stored object's version and size in bytes. The version is opaque (not necessarily the
+    ETag): it stays the same until the object is written, and a write of other bytes changes it."""
+
+    version: str
+    size: int
 
 
 class Storage(abc.ABC):
@@ -80,6 +108,27 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release clients and connections."""
+
+    # The two reads below have whole-object defaults (through `get`): correct for any backend,
+    # but with no cheap metadata read and a limit checked only after reading. The backends
+    # override them.
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """The object's version and size from one metadata read, or None if missing."""
+        stored = await self.get(key)
+        return None if stored is None else ObjectInfo(stored.etag, len(stored.data))
+
+    async def read_capped(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        """The object and the version of exactly those bytes, or None if missing.
+
+        ObjectTooLarge past `max_bytes`, checked before reading where the backend can.
+        """
+        stored = await self.get(key)
+        if stored is None:
+            return None
+        if len(stored.data) > max_bytes:
+            raise ObjectTooLarge(key, len(stored.data), max_bytes)
+        return ObjectInfo(stored.etag, len(stored.data)), stored.data
 
     async def delete_prefix(self, prefix: str) -> None:
         for key in await self.list(prefix):
@@ -318,6 +367,39 @@ class LocalStorage(Storage):
                 return None
         return StoredObject(data=data, etag=_etag_of(data))
 
+    @staticmethod
+    def _info(st: os.stat_result) -> ObjectInfo:
+        # Objects are only ever replaced by a rename, so inode, mtime and size tell versions
+        # apart without hashing the content.
+        return ObjectInfo(f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}", st.st_size)
+
+    def _stat_sync(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        with self._os_errors("read from", key):
+            try:
+                st = os.stat(path)
+            except _MISSING:
+                return None
+        # A folder in the way is not an object, as for get().
+        return self._info(st) if S_ISREG(st.st_mode) else None
+
+    def _read_capped_sync(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        path = self._path(key)
+        with self._os_errors("read from", key):
+            try:
+                # One open file is one whole version: fstat and read see the same one.
+                file = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+            except _MISSING:
+                return None
+            with file:
+                info = self._info(os.fstat(file.fileno()))
+                if info.size > max_bytes:
+                    raise ObjectTooLarge(key, info.size, max_bytes)
+                data = file.read(max_bytes + 1)
+        if len(data) > max_bytes:  # written in place behind our back: still never past the cap
+            raise ObjectTooLarge(key, len(data), max_bytes)
+        return info, data
+
     def _delete_sync(self, key: str) -> None:
         path = self._path(key)
         with self._os_errors("delete from", key), self._locked(key):
@@ -385,6 +467,12 @@ class LocalStorage(Storage):
     async def get(self, key: str) -> StoredObject | None:
         return await asyncio.to_thread(self._get_sync, key)
 
+    async def stat(self, key: str) -> ObjectInfo | None:
+        return await asyncio.to_thread(self._stat_sync, key)
+
+    async def read_capped(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        return await asyncio.to_thread(self._read_capped_sync, key, max_bytes)
+
     async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
         return await asyncio.to_thread(self._write_sync, key, _writer(data), _UNCONDITIONAL)
 
@@ -420,6 +508,8 @@ def _writer(data: bytes) -> Callable[[BinaryIO], str]:
 # --- S3 ----------------------------------------------------------------------------------------
 
 _PRECONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+# A HEAD answer has no body, so a missing object shows as its HTTP status, not as NoSuchKey.
+_HEAD_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
 def _error_code(exc: ClientError) -> tuple[str, int | None]:
@@ -515,6 +605,39 @@ class S3Storage(Storage):
             async with body:
                 data = await body.read()
         return StoredObject(data=data, etag=response["ETag"])
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """One HEAD request; the version is the ETag."""
+        _check_key(key)
+        s3 = await self._s3()
+        with self._errors("head", key):
+            try:
+                found = await s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            except ClientError as exc:
+                if _error_code(exc)[0] in _HEAD_MISSING_CODES:
+                    return None
+                raise
+        return ObjectInfo(str(found["ETag"]), int(found["ContentLength"]))
+
+    async def read_capped(self, key: str, max_bytes: int) -> tuple[ObjectInfo, bytes] | None:
+        """One GET, whose Content-Length is checked before the body is read."""
+        _check_key(key)
+        s3 = await self._s3()
+        with self._errors("get", key):
+            try:
+                response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            except ClientError as exc:
+                if _error_code(exc)[0] == "NoSuchKey":
+                    return None
+                raise
+            info = ObjectInfo(str(response["ETag"]), int(response["ContentLength"]))
+            # Leaving the block releases the connection, whether the body was read or not.
+            body = response["Body"]
+            async with body:
+                if info.size > max_bytes:
+                    raise ObjectTooLarge(key, info.size, max_bytes)
+                data = await body.read()
+        return info, data
 
     async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
         _check_key(key)

@@ -7,6 +7,7 @@ the same run, and the reader judges them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -266,6 +267,39 @@ def run_measured(
             stdout=out.read(),
             stderr=err.read(),
         )
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    file_url_gives: str,
+    sampled: str,
+    interval_ms: int,
+) -> None:
+    """The options every benchmark takes: REPO, --file-url, --tmp, --keep and --interval-ms.
+    Added after a script's own options, so that its help lists them last.
+
+    `file_url_gives` is what --file-url gives the engine instead of the path, `sampled` what is
+    sampled every --interval-ms, and `interval_ms` that period's default.
+    """
+    parser.add_argument("repo", help="a local git repository (bare or not); never written to")
+    parser.add_argument(
+        "--file-url",
+        action="store_true",
+        help=f"give the engine {file_url_gives}: it then fetches through a transport, "
+        "as from a remote, instead of whatever shortcut it takes for a local path",
+    )
+    parser.add_argument("--tmp", type=Path, help="where to put the temporary folders")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--interval-ms",
+        type=float,
+        default=interval_ms,
+        help=f"{sampled} sampling period (default {interval_ms})",
+    )
 
 
 # -- git and the engine -----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from tests.benchmarks._common import (
     Measurement,
+    add_common_arguments,
     analyze_argv,
     bench_env,
     check_repository,
@@ -276,23 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("repo", help="a local git repository (bare or not); never written to")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; best of N kept (default 1)")
     parser.add_argument(
         "--copy",
         action="store_true",
         help="benchmark a bare copy of REPO's branches (automatic for a partial clone)",
     )
-    parser.add_argument(
-        "--file-url",
-        action="store_true",
-        help="give the engine file://REPO, not the path: it then fetches through a transport, "
-        "as from a remote, instead of whatever shortcut it takes for a local path",
-    )
-    parser.add_argument("--tmp", type=Path, help="where to put the temporary folders")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--interval-ms", type=float, default=50, help="memory/phase sampling period (default 50)"
+    add_common_arguments(
+        parser, file_url_gives="file://REPO, not the path", sampled="memory/phase", interval_ms=50
     )
     args = parser.parse_args(argv)
     if args.repeat < 1:

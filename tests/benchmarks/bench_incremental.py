@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tests.benchmarks._common import (
     Measurement,
+    add_common_arguments,
     analyze_argv,
     bench_env,
     check_repository,
@@ -295,7 +296,6 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("repo", help="a local git repository (bare or not); never written to")
     parser.add_argument("--updates", type=int, default=5, help="one-commit updates (default 5)")
     parser.add_argument("--branch", help="the branch to commit on (default: the repo's HEAD)")
     parser.add_argument("--file", help="the file to modify (default: a README, else the first)")
@@ -303,16 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="profile one more update in-process (cProfile)"
     )
     parser.add_argument("--profile-top", type=int, default=30, help="profile lines (default 30)")
-    parser.add_argument(
-        "--file-url",
-        action="store_true",
-        help="give the engine the source's file:// URL, not its path: it then fetches through a "
-        "transport, as from a remote, instead of whatever shortcut it takes for a local path",
-    )
-    parser.add_argument("--tmp", type=Path, help="where to put the temporary folders")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument(
-        "--interval-ms", type=float, default=20, help="memory sampling period (default 20)"
+    add_common_arguments(
+        parser,
+        file_url_gives="the source's file:// URL, not its path",
+        sampled="memory",
+        interval_ms=20,
     )
     args = parser.parse_args(argv)
     if args.updates < 1:
