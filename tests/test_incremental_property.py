@@ -4,7 +4,7 @@ run from scratch ends, and its commit delta is the one git computes.
 A hypothesis state machine owns one real repository and one persistent ("incremental") storage
 and work dir. Each step changes the repository the way pushes do: commits on any branch, new
 branches, merges (octopus too), deleted branches, force-moved branches, new root commits; one
-more step has a later sync run without the incremental work dir (a new machine). After
+more step has the sync run without the incremental work dir (a new machine). After
 every step the engine runs into the incremental storage and, separately, into a brand-new storage
 and work dir: the five documents must be equal but for the run timestamps, and the incremental
 run's added/removed counts must equal git's `rev-list` answers against the previous sync's heads.
@@ -164,7 +164,7 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
         self.runs = 0
         self.old_heads: dict[str, str] = {}  # the branch heads at the previous sync
         self.old_count = 0  # git rev-list --count --branches at the previous sync
-        self.lose: tuple[str, int] | None = None  # what to delete from the work dir, and when
+        self.lose: str | None = None  # what the next sync finds missing from the work dir
 
     def teardown(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -326,12 +326,20 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
         event(f"force-move: to {to}" if sha != self.repo.head(name) else "force-move: no-op")
         self.repo.reset_branch(name, sha)
 
-    @rule(lose=st.sampled_from(["everything", "mirror", "state"]))
-    def next_change_syncs_on_new_machine(self, lose: str) -> None:
-        """The sync after the next step runs without (part of) the incremental work dir, as on a
-        new machine where only the storage is shared. Deferred by one step so that a change (a
-        force-push, say) falls between the lost cache's last run and the next."""
-        self.lose = (lose, self.runs)
+    @rule(
+        lose=st.sampled_from(["everything", "mirror", "state"]),
+        change=st.sampled_from(["none", "rewind a branch", "delete a branch"]),
+        branch=PICK,
+        back=st.integers(1, 4),
+    )
+    def sync_on_new_machine(self, lose: str, change: str, branch: int, back: int) -> None:
+        """This step's sync runs without (part of) the incremental work dir, as on a new machine
+        where only the storage is shared, after a force-push or a deletion, or nothing else."""
+        self.lose = lose
+        if change == "rewind a branch":
+            self.force_move(branch, "ancestor", back, 0)
+        elif change == "delete a branch":
+            self.delete_branch(branch)
 
     # -- the property -------------------------------------------------------------------------
 
@@ -349,13 +357,13 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
             "push", "-q", "--force", "--prune", str(self.server.path), "refs/heads/*:refs/heads/*"
         )
         work = self.root / "incremental-work"
-        if self.lose is not None and self.runs > self.lose[1]:
+        if self.lose is not None:
             lost = {"everything": work, "mirror": work / "repos", "state": work / "state"}
-            shutil.rmtree(lost[self.lose[0]], ignore_errors=True)
+            shutil.rmtree(lost[self.lose], ignore_errors=True)
             # A clone of a local repository takes every object, reachable or not: the server
             # forgets the unreachable ones, so that old heads may be missing from the new mirror.
             self.server.run("gc", "-q", "--prune=now")
-            event(f"sync on a new machine: lost {self.lose[0]}")
+            event(f"sync on a new machine: lost {self.lose}")
             self.lose = None
 
         source = str(self.server.path)
