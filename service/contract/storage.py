@@ -15,6 +15,7 @@ import enum
 import fcntl
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -590,21 +591,8 @@ class S3Storage(Storage):
             await stack.aclose()
 
     async def get(self, key: str) -> StoredObject | None:
-        _check_key(key)
-        s3 = await self._s3()
-        with self._errors("get", key):
-            try:
-                response = await s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
-            except ClientError as exc:
-                if _error_code(exc)[0] == "NoSuchKey":
-                    return None
-                raise
-            # Read through botocore's StreamingBody (it checks Content-Length); the async with
-            # only returns the connection to the pool, whatever happens.
-            body = response["Body"]
-            async with body:
-                data = await body.read()
-        return StoredObject(data=data, etag=response["ETag"])
+        found = await self.read_capped(key, sys.maxsize)
+        return None if found is None else StoredObject(data=found[1], etag=found[0].version)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         """One HEAD request; the version is the ETag."""

@@ -22,6 +22,20 @@ from pathlib import Path
 
 from tests.support.gitrepos import git_env
 
+# The engine's phases in the order they run, as its status document names them, plus the
+# interpreter's start and exit around them.
+PHASE_ORDER = [
+    "startup",
+    "fetch",
+    "delta",
+    "extract",
+    "store",
+    "snapshot",
+    "aggregate",
+    "export",
+    "exit",
+]
+
 # The engine's command line, as installed next to this interpreter (the project's virtualenv).
 _GITSTATS = Path(sys.executable).with_name("gitstats")
 ENGINE: list[str] = [str(_GITSTATS)] if _GITSTATS.exists() else [sys.executable, "-m", "worker.cli"]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.benchmarks._common import (
+    PHASE_ORDER,
     Measurement,
     add_common_arguments,
     analyze_argv,
@@ -73,18 +74,6 @@ started = time.perf_counter()
 fetched = fetch_source(sys.argv[1], Path(sys.argv[2]))
 print(json.dumps({"seconds": time.perf_counter() - started, "branches": len(fetched.branches)}))
 """
-
-PHASE_ORDER = [
-    "startup",
-    "fetch",
-    "delta",
-    "extract",
-    "store",
-    "snapshot",
-    "aggregate",
-    "export",
-    "exit",
-]
 
 
 @dataclass

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.benchmarks._common import (
+    PHASE_ORDER,
     Measurement,
     add_common_arguments,
     analyze_argv,
@@ -57,17 +58,6 @@ from tests.benchmarks._common import (
 
 TARGET_UPDATE_S = 1.0
 TARGET_SHARE = 0.02
-PHASE_ORDER = [
-    "startup",
-    "fetch",
-    "delta",
-    "extract",
-    "store",
-    "snapshot",
-    "aggregate",
-    "export",
-    "exit",
-]
 _README_NAMES = ("README.md", "README", "README.rst", "README.txt")
 
 
