@@ -24,7 +24,13 @@ def main() -> None:
                 f"REDIS_URL={server.connection_url} (embedded Valkey; give it to the workers)",
                 flush=True,
             )
-        web.run_app(create_app(settings), port=settings.port)
+        # One formatted line per request would halve what a process serves to polling frontends:
+        # the access log is opt-in (ACCESS_LOG=true); errors and webhooks log on their own.
+        web.run_app(
+            create_app(settings),
+            port=settings.port,
+            access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     email_mode: EmailMode = EmailMode.HASH
     port: int = 8080
+    access_log: bool = False
     work_dir: Path = Field(default_factory=_default_work_dir)
     worker_concurrency: int = Field(default=3, ge=1)
     # The read API never loads a stored document larger than this into memory.
