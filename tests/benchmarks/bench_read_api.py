@@ -12,8 +12,8 @@ Needs wrk on PATH (`apt-get install wrk`). REPO (default: this project's checkou
       ADMIN_TOKENS a random token), as the Procfile's `web` line runs it;
   (b) `bare_app.py`, a bare aiohttp app whose handlers answer the very bytes and Content-Type that
       (a) answered for the overview and the org summary, fetched from (a) first;
-  (b+log) the same bare app with logging configured as `python -m service` configures it, which
-      turns aiohttp's access log on (a line per request, as (a) writes): informative only.
+  (b+log) the same bare app with aiohttp's access log on (a line per request, as (a) writes
+      with ACCESS_LOG=true): informative only.
 
 wrk (`-t T -c N -d S --latency`, the same Authorization header everywhere) then runs, in every
 round, against (b) the overview, (a) GET /api/v1/codebases/1/analytics/overview, (a) the same with
@@ -290,13 +290,13 @@ def report(
         "per target (not reported)",
         f"storage:  publish_demo({repo}) in {publish_s:.1f} s: overview {sizes['overview']:,} B, "
         f"org summary {sizes['summary']:,} B (JSON bodies)",
-        "(a):      python -m service, one process (aiohttp, access log on as deployed, to a file); "
+        "(a):      python -m service, one process (aiohttp, default settings: access log off); "
         "local storage; embedded Valkey (not on the read path)",
         "(b):      tests/benchmarks/bare_app.py, one process: a handler per document answering "
         "its bytes and Content-Type, nothing else (no auth, ETag or cache headers); aiohttp's "
         "access log silent (no logging configured)",
-        "(b+log):  the same, another process, with logging configured as python -m service "
-        "does it, so aiohttp's access log writes a line per request as (a)'s does (to a file)",
+        "(b+log):  the same, another process, with aiohttp's access log writing a line per "
+        "request (to a file), as python -m service does with ACCESS_LOG=true",
         "targets:  " + "; ".join(f"{t.key} = {t.label}" for t in targets),
         f"NOTE:     wrk ({args.threads} threads), the server under test and everything else on "
         "the machine share its 2 cores: req/s is that of a server given what wrk leaves it, "
