@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,20 @@ PHASE_ORDER = [
     "export",
     "exit",
 ]
+
+
+def say(text: str) -> None:
+    """Progress for the reader, on stderr, so that stdout holds only the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def discard_unless_kept(base: Path, keep: bool) -> None:
+    """Remove a benchmark's temporary folder, or say where it was kept (--keep)."""
+    if keep:
+        say(f"kept {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+
 
 # The engine's command line, as installed next to this interpreter (the project's virtualenv).
 _GITSTATS = Path(sys.executable).with_name("gitstats")

@@ -45,6 +45,7 @@ from tests.benchmarks._common import (
     copy_branches,
     count_history,
     describe_machine,
+    discard_unless_kept,
     is_partial_clone,
     mib,
     read_last_run,
@@ -311,10 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(base / f"storage-{i}", ignore_errors=True)
                 shutil.rmtree(base / f"work-{i}", ignore_errors=True)
     finally:
-        if args.keep:
-            print(f"kept {base}", file=sys.stderr)
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        discard_unless_kept(base, args.keep)
     print(report(repo, source_note, rounds, commits, branches, pack_bytes))
     return 0
 

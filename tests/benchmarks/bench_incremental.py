@@ -27,7 +27,6 @@ import asyncio
 import cProfile
 import io
 import pstats
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,11 +45,13 @@ from tests.benchmarks._common import (
     copy_branches,
     count_history,
     describe_machine,
+    discard_unless_kept,
     git,
     median,
     mib,
     read_last_run,
     run_measured,
+    say,
     secs,
     status_path,
     table,
@@ -306,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     repo = check_repository(args.repo)
     interval = args.interval_ms / 1000
     base = Path(tempfile.mkdtemp(prefix="gitstats-bench-incremental-", dir=args.tmp))
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     try:
         source, checkout = base / "source.git", base / "checkout"
         storage, work = base / "storage", base / "work"
@@ -341,10 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\nprofile of one more update, in this process (cProfile, by cumulative time):")
             print(text.rstrip())
     finally:
-        if args.keep:
-            say(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        discard_unless_kept(base, args.keep)
     return 0
 
 

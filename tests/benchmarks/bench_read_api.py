@@ -41,7 +41,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.benchmarks._common import check_repository, describe_machine, median, table
+from tests.benchmarks._common import (
+    check_repository,
+    describe_machine,
+    discard_unless_kept,
+    median,
+    say,
+    table,
+)
 from tests.benchmarks._web import (
     ROOT,
     Server,
@@ -350,7 +357,6 @@ def main(argv: list[str] | None = None) -> int:
 
     repo = check_repository(args.repo)
     base = Path(tempfile.mkdtemp(prefix="gitstats-bench-read-api-", dir=args.tmp))
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     try:
         storage, work = base / "storage", base / "work"
         say(f"publishing {repo} into {storage}")
@@ -459,10 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {name: len(answer[0]) for name, answer in answers.items()}
         print(report(runs, targets, args, repo, wrk_version, sizes, publish_s))
     finally:
-        if args.keep:
-            say(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        discard_unless_kept(base, args.keep)
     return 0
 
 

@@ -30,7 +30,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import shutil
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.benchmarks._common import describe_machine, table
+from tests.benchmarks._common import describe_machine, discard_unless_kept, say, table
 from tests.benchmarks._web import (
     Server,
     bare_argv,
@@ -494,7 +493,6 @@ def main(argv: list[str] | None = None) -> int:
     from service.embedded_redis import embedded_redis
 
     base = Path(tempfile.mkdtemp(prefix="gitstats-bench-webhook-", dir=args.tmp))
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     try:
         secret = secrets.token_hex(20)
         commits = commits_for_size(PAYLOAD_BYTES)
@@ -545,10 +543,7 @@ def main(argv: list[str] | None = None) -> int:
             keys_after = asyncio.run(_keys(valkey.connection_url))
         print(report(sides, args, int(payload_bytes), commits, keys_before, deleted, keys_after))
     finally:
-        if args.keep:
-            say(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        discard_unless_kept(base, args.keep)
     return 0
 
 
