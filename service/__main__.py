@@ -8,9 +8,9 @@ import logging
 from aiohttp import web
 from pydantic import SecretStr
 
+from contract.embedded_redis import embedded_redis
+from contract.settings import Settings
 from service.app import create_app
-from service.contract.settings import Settings
-from service.embedded_redis import embedded_redis
 
 
 def main() -> None:

@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 from arq import create_pool
-from arq.connections import RedisSettings
 
+from contract.jobs import deserialize_job, serialize_job
+from contract.settings import Settings, open_configured_storage, redis_settings
 from service import health
 from service.api import setup as setup_api
-from service.contract.jobs import deserialize_job, serialize_job
-from service.contract.settings import Settings
-from service.contract.storage import open_storage
 from service.keys import HTTP, REDIS, SETTINGS, STORAGE
 from service.webhooks import setup as setup_webhooks
 
@@ -24,15 +22,9 @@ log = logging.getLogger(__name__)
 MAX_BODY = 25 * 1024 * 1024
 
 
-def redis_settings(settings: Settings) -> RedisSettings:
-    if settings.redis_url is None:
-        raise RuntimeError("REDIS_URL is not set")
-    # Fail fast instead of retrying for seconds: a webhook answers 503 and GitHub shows it.
-    return RedisSettings.from_dsn(settings.redis_url.get_secret_value())
-
-
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = redis_settings(app[SETTINGS])
+    # Fail fast instead of retrying for seconds: a webhook answers 503 and GitHub shows it.
     settings.conn_retries = 0
     app[REDIS] = await create_pool(
         settings, job_serializer=serialize_job, job_deserializer=deserialize_job
@@ -43,7 +35,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[STORAGE] = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    app[STORAGE] = open_configured_storage(settings)
     yield
     await app[STORAGE].close()
 

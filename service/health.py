@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.contract.storage import StorageError
+from contract.storage import StorageError
 from service.keys import REDIS, STORAGE
 
 routes = web.RouteTableDef()

@@ -4,8 +4,8 @@ import aiohttp
 from aiohttp import web
 from arq.connections import ArqRedis
 
-from service.contract.settings import Settings
-from service.contract.storage import Storage
+from contract.settings import Settings
+from contract.storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", ArqRedis)

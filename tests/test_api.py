@@ -24,15 +24,8 @@ from openapi_spec_validator import validate as validate_openapi
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
-from service.api.directory import OrgDirectory
-from service.api.errors import DocumentTooLarge
-from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, OwnershipPage
-from service.api.openapi import ENDPOINTS
-from service.api.reader import JSON_OBJECT, RAW, DocumentReader
-from service.api.state import API_LIMITS
-from service.app import create_app
-from service.contract import layout
-from service.contract.documents import (
+from contract import layout
+from contract.documents import (
     Activity,
     ActivityPeriod,
     Branch,
@@ -49,16 +42,24 @@ from service.contract.documents import (
     RunState,
     Status,
 )
-from service.contract.org_state import (
+from contract.org_state import (
     CodebaseContribution,
     OrgState,
     codebases_list,
     org_state_key,
     summarize,
 )
-from service.contract.registry import CodebaseEntry, write_entry
-from service.contract.settings import Settings
-from service.contract.storage import LocalStorage, ObjectInfo, Storage
+from contract.registry import CodebaseEntry, write_entry
+from contract.settings import Settings
+from contract.storage import ObjectInfo, Storage
+from contract.storage.local import LocalStorage
+from service.api.directory import OrgDirectory
+from service.api.errors import DocumentTooLarge
+from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, OwnershipPage
+from service.api.openapi import ENDPOINTS
+from service.api.reader import JSON_OBJECT, RAW, DocumentReader
+from service.api.state import API_LIMITS
+from service.app import create_app
 from tests.support.fake_github import FakeGitHub
 
 ADMIN = {"Authorization": "Bearer adm1"}

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from contract import layout
+from contract.documents import CodebasesList, OrgSummary
+from contract.org_state import OrgState, summarize
+from contract.storage.local import LocalStorage
 from service.api.auth import PrincipalResolver
-from service.contract import layout
-from service.contract.documents import CodebasesList, OrgSummary
-from service.contract.org_state import OrgState, summarize
-from service.contract.storage import LocalStorage
 from tests.support.fake_github import FakeGitHub
 from tests.test_api import (
     Client,

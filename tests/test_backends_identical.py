@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.contract import layout
-from service.contract.storage import LocalStorage, S3Storage
+from contract import layout
+from contract.storage.local import LocalStorage
+from contract.storage.s3 import S3Storage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.gitrepos import GitRepo
-from worker.pipeline import sync_codebase
+from worker.engine.pipeline import analyze_codebase
 
 
 async def test_s3_and_local_documents_are_identical(
     edge_repo: GitRepo, s3_storage: S3Storage, local_storage: LocalStorage, tmp_path: Path
 ) -> None:
     for storage, work in ((s3_storage, "s3-work"), (local_storage, "local-work")):
-        result = await sync_codebase(str(edge_repo.path), storage, 5, tmp_path / work)
+        result = await analyze_codebase(str(edge_repo.path), storage, 5, tmp_path / work)
         assert result.commits_added > 0
     from_s3 = await read_documents(s3_storage, 5)
     from_local = await read_documents(local_storage, 5)
@@ -34,10 +35,10 @@ async def test_s3_incremental_run_after_new_commit(
     git_repo: GitRepo, s3_storage: S3Storage, tmp_path: Path
 ) -> None:
     git_repo.commit({"a.txt": "one\n"})
-    await sync_codebase(str(git_repo.path), s3_storage, 9, tmp_path / "work")
+    await analyze_codebase(str(git_repo.path), s3_storage, 9, tmp_path / "work")
     git_repo.commit({"a.txt": "one\ntwo\n"})
     # A different machine: only the bucket is shared.
-    result = await sync_codebase(str(git_repo.path), s3_storage, 9, tmp_path / "other-work")
+    result = await analyze_codebase(str(git_repo.path), s3_storage, 9, tmp_path / "other-work")
     assert (result.commits_added, result.commits_removed) == (1, 0)
     overview = (await read_documents(s3_storage, 9))["overview"]
     assert (overview["total_commits"], overview["additions_lines"]) == (2, 2)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pygit2
 
 from tests.support.gitrepos import GitError, GitRepo
-from worker.branches import Divergence, describe_branches
+from worker.engine.branches import Divergence, describe_branches
 
 
 def git_ahead_behind(repo: GitRepo, branch: str, default: str = "main") -> tuple[int, int]:

@@ -37,11 +37,11 @@ from multidict import CIMultiDictProxy
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
+from contract import layout
+from contract.documents import EmailMode
+from contract.settings import Settings
+from contract.storage.local import LocalStorage
 from service.app import create_app
-from service.contract import layout
-from service.contract.documents import EmailMode
-from service.contract.settings import Settings
-from service.contract.storage import LocalStorage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.fake_github import INSTALLATION_TOKEN, FakeGitHub
 from tests.support.gitrepos import (
@@ -53,7 +53,7 @@ from tests.support.gitrepos import (
     git_line_totals,
     git_merge_count,
 )
-from worker import pipeline
+from worker.engine import pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "end-to-end-webhook-secret"
@@ -548,7 +548,7 @@ def assert_org_files_sum_overviews(snapshot: Snapshot, repos: dict[int, GitRepo]
 async def from_scratch(repo: GitRepo, codebase_id: int, full_name: str, where: Path) -> Any:
     """The documents a fresh run of the engine writes for `repo` as it is now."""
     storage = LocalStorage(where / "storage")
-    await pipeline.sync_codebase(
+    await pipeline.analyze_codebase(
         str(repo.path),
         storage,
         codebase_id,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from service.contract.documents import EmailMode
-from service.contract.storage import LocalStorage
+from contract.documents import EmailMode
+from contract.storage.local import LocalStorage
 from tests.support.gitrepos import (
     GitRepo,
     git_branch_count,
@@ -22,7 +22,7 @@ from tests.support.gitrepos import (
     git_numstat,
     git_patch_bytes,
 )
-from worker.pipeline import sync_codebase
+from worker.engine.pipeline import analyze_codebase
 
 
 def read_document(root: Path, codebase_id: int, name: str) -> dict:
@@ -32,7 +32,7 @@ def read_document(root: Path, codebase_id: int, name: str) -> dict:
 @pytest.fixture
 async def analyzed(edge_repo: GitRepo, tmp_path: Path) -> Path:
     storage = LocalStorage(tmp_path / "storage")
-    await sync_codebase(
+    await analyze_codebase(
         str(edge_repo.path), storage, 7, tmp_path / "work", email_mode=EmailMode.PLAIN, workers=2
     )
     await storage.close()

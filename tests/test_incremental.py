@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from service.contract.storage import LocalStorage
+from contract.documents import Phase
+from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.gitrepos import GitRepo, git_commit_count
-from worker.pipeline import RunResult, sync_codebase
+from worker.engine.pipeline import RunResult, analyze_codebase
 
 
 class Codebase:
@@ -23,17 +24,17 @@ class Codebase:
         self.extracted: list[int] = []
 
     async def sync(self) -> RunResult:
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase == "extract" and done == 0:
+        def progress(phase: Phase, done: int, total: int) -> None:
+            if phase is Phase.EXTRACT and done == 0:
                 self.extracted.append(total)
 
-        return await sync_codebase(
+        return await analyze_codebase(
             str(self.repo.path), self.storage, 1, self.root / "work", on_progress=progress
         )
 
     async def equals_fresh_run(self, name: str) -> None:
         fresh = LocalStorage(self.root / f"fresh-{name}")
-        await sync_codebase(str(self.repo.path), fresh, 1, self.root / f"fresh-work-{name}")
+        await analyze_codebase(str(self.repo.path), fresh, 1, self.root / f"fresh-work-{name}")
         incremental = without_run_timestamps(await read_documents(self.storage, 1))
         assert incremental == without_run_timestamps(await read_documents(fresh, 1))
         assert incremental["overview"]["total_commits"] == git_commit_count(self.repo.path)
@@ -142,10 +143,10 @@ async def test_a_url_source_goes_through_git_transport_and_ends_the_same(
     repo = codebase.repo
     url = f"file://{repo.path}"
     over_url = LocalStorage(codebase.root / "over-url")
-    first = await sync_codebase(url, over_url, 1, codebase.root / "url-work")
+    first = await analyze_codebase(url, over_url, 1, codebase.root / "url-work")
     commit_n(repo, 2, "more")
     await codebase.sync()
-    second = await sync_codebase(url, over_url, 1, codebase.root / "url-work")
+    second = await analyze_codebase(url, over_url, 1, codebase.root / "url-work")
     assert (first.commits_added, second.commits_added) == (3, 2)
     mirror = codebase.root / "url-work" / "repos" / "1.git"
     assert not (mirror / "objects" / "info" / "alternates").exists()

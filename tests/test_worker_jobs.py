@@ -22,43 +22,45 @@ from arq.jobs import Job, JobResult
 from arq.worker import Worker, create_worker
 
 import worker.main
-from service.contract import layout, registry
-from service.contract.documents import (
+from contract import layout, registry
+from contract.documents import (
     CodebasesList,
     OrgSummary,
     Overview,
     RunState,
     Status,
 )
-from service.contract.jobs import (
+from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
     RECONCILE,
     REFRESH_CODEBASE,
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,
-    SYNC_CODEBASE,
     Account,
     RegisterRequest,
     RepositoryRef,
     SyncRequest,
     deserialize_job,
-    generation_key,
+    enqueue_sync,
     serialize_job,
-    sync_job_id,
 )
-from service.contract.settings import Settings
-from service.contract.storage import LocalStorage, Storage
+from contract.redis_keys import synced_key
+from contract.settings import Settings
+from contract.storage import Storage
+from contract.storage.local import LocalStorage
 from tests.support.fake_github import EXPIRED_TOKEN, INSTALLATION_TOKEN, FakeGitHub
 from tests.support.gitrepos import GitRepo, git_commit_count
-from worker import jobs
+from worker.jobs.context import RetryPolicy
+from worker.jobs.locks import codebase_lock
+from worker.jobs.reconcile import reconcile
 from worker.main import FUNCTIONS, worker_settings
 
 # arq's own Worker.close() still calls redis' deprecated close().
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 
 ORG = Account(id=31_337, login="acme")
-FAST_RETRY = jobs.RetryPolicy(base_s=0.01, max_s=0.05, max_failures=3, lock_busy_s=0.01)
+FAST_RETRY = RetryPolicy(base_s=0.01, max_s=0.05, max_failures=3, lock_busy_s=0.01)
 TOKEN = re.compile(r"gh[su]_[A-Za-z0-9]{36}")
 JWT = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.")
 
@@ -113,18 +115,15 @@ class Org:
         return self.refs[i].id
 
     async def push(self, i: int, trigger: str = "push") -> str:
-        """What the webhook does for a push: bump the generation, enqueue a sync."""
-        generation = await self.redis.incr(generation_key(self.id(i)))
+        """What the webhook does for a push: enqueue a sync under a new generation."""
         request = SyncRequest(
             codebase_id=self.id(i),
             installation_id=self.installation_id,
             account=ORG,
             repository=self.refs[i],
             trigger=trigger,
-            generation=generation,
         )
-        job_id = sync_job_id(self.id(i), generation)
-        await self.redis.enqueue_job(SYNC_CODEBASE, request.model_dump(mode="json"), _job_id=job_id)
+        _, job_id = await enqueue_sync(self.redis, request)
         return job_id
 
     async def enqueue(self, name: str, *args: dict[str, Any]) -> str:
@@ -144,7 +143,7 @@ class Org:
             poll_delay=0,
             handle_signals=False,
             cron_jobs=[],
-            functions=[*FUNCTIONS, func(jobs.reconcile, name=RECONCILE)],
+            functions=[*FUNCTIONS, func(reconcile, name=RECONCILE)],
             ctx={
                 "settings": self.config,
                 "storage": storage or self.storage,
@@ -299,7 +298,7 @@ async def test_registering_named_repositories_asks_github_for_the_rest(org: Org)
 async def test_a_sync_waits_for_the_codebase_lock(synced: Org) -> None:
     org = synced
     org.repos[0].commit({"waited.py": "1\n"})
-    async with jobs.codebase_lock(org.redis, org.id(0)):
+    async with codebase_lock(org.redis, org.id(0)):
         job_id = await org.push(0)
         await org.run_worker(max_burst_jobs=1)  # finds the lock taken: comes back later
     assert (await org.overview(0)).total_commits < git_commit_count(org.repos[0].path)
@@ -351,7 +350,7 @@ async def test_purge_removes_everything_of_the_codebase(synced: Org, tmp_path: P
     assert summary.total_commits == sum(git_commit_count(org.repos[i].path) for i in (0, 2))
     assert summary.total_codebases == 2
     assert not (tmp_path / "work" / "repos" / f"{gone}.git").exists()
-    assert await org.redis.get(jobs.synced_key(gone)) is None
+    assert await org.redis.get(synced_key(gone)) is None
 
     # A webhook that was already on its way does not bring it back.
     late = await org.push(1)

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.contract import layout
-from service.contract.documents import CODEBASE_DOCUMENTS, EmailMode
-from service.contract.settings import Settings
-from service.contract.storage import StorageError, open_storage
-from worker.errors import EngineError, redact
-from worker.pipeline import ProgressCallback, RunResult, sync_codebase
+from contract import layout
+from contract.documents import CODEBASE_DOCUMENTS, EmailMode, Phase
+from contract.settings import Settings
+from contract.storage import StorageError, open_storage
+from worker.engine.errors import EngineError, redact
+from worker.engine.pipeline import ProgressCallback, RunResult, analyze_codebase
 
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
@@ -54,9 +54,9 @@ class _ProgressBar:
 
         self._tqdm = tqdm
         self._bar: tqdm | None = None
-        self._phase = ""
+        self._phase: Phase | None = None
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(self, phase: Phase, done: int, total: int) -> None:
         if phase != self._phase or self._bar is None:
             self.close()
             self._phase = phase
@@ -79,7 +79,7 @@ async def _analyze(args: argparse.Namespace) -> RunResult:
         progress = bar
     try:
         await storage.check_writable()
-        return await sync_codebase(
+        return await analyze_codebase(
             args.source,
             storage,
             args.codebase_id,

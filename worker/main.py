@@ -13,10 +13,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 from arq import cron, func
-from arq.connections import RedisSettings
 from arq.worker import Function
 
-from service.contract.jobs import (
+from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
     RECONCILE,
@@ -27,10 +26,10 @@ from service.contract.jobs import (
     deserialize_job,
     serialize_job,
 )
-from service.contract.settings import Settings
-from service.contract.storage import open_storage
-from worker import jobs
-from worker.github_app import GitHubApp
+from contract.settings import Settings, open_configured_storage, redis_settings
+from worker.jobs import installation, purge, reconcile, sync
+from worker.jobs.context import RetryPolicy
+from worker.jobs.github_app import GitHubApp
 
 log = logging.getLogger(__name__)
 
@@ -44,37 +43,37 @@ MAX_TRIES = 10
 
 FUNCTIONS: list[Function] = [
     func(
-        jobs.sync_codebase,
+        sync.sync_codebase,
         name=SYNC_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        jobs.register_repositories,
+        installation.register_repositories,
         name=REGISTER_REPOSITORIES,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
     ),
     func(
-        jobs.purge_codebase,
+        purge.purge_codebase,
         name=PURGE_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        jobs.purge_installation,
+        purge.purge_installation,
         name=PURGE_INSTALLATION,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        jobs.refresh_codebase,
+        installation.refresh_codebase,
         name=REFRESH_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
     ),
     func(
-        jobs.set_installation_suspended,
+        installation.set_installation_suspended,
         name=SET_INSTALLATION_SUSPENDED,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
@@ -85,7 +84,7 @@ FUNCTIONS: list[Function] = [
 # by name runs it at once.
 CRON_JOBS = [
     cron(
-        jobs.reconcile,
+        reconcile.reconcile,
         name=RECONCILE,
         minute=set(range(0, 60, 10)),
         timeout=RECONCILE_TIMEOUT_S,
@@ -100,7 +99,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """
     settings: Settings = ctx.get("settings") or Settings()
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    storage = ctx.get("storage") or open_storage(settings.storage_url, settings.s3_endpoint_url)
+    storage = ctx.get("storage") or open_configured_storage(settings)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
     try:
         github = GitHubApp.from_settings(settings, session)
@@ -110,7 +109,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         raise
     ctx.update(settings=settings, storage=storage, session=session, github=github)
     ctx["tokens"] = github.tokens
-    ctx.setdefault("retry_policy", jobs.RetryPolicy())
+    ctx.setdefault("retry_policy", RetryPolicy())
     log.info("worker ready: storage %r, GitHub %r", storage, github)
 
 
@@ -121,26 +120,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await storage.close()
 
 
-def redis_settings_from(config: Settings) -> RedisSettings:
-    if config.redis_url is None:
-        raise RuntimeError("REDIS_URL is not set: the worker takes its jobs from Redis")
-    try:
-        return RedisSettings.from_dsn(config.redis_url.get_secret_value())
-    except (RuntimeError, ValueError):
-        # Not the URL itself in the message: it may hold a password.
-        raise RuntimeError(
-            "REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
-        ) from None
-
-
 def worker_settings(config: Settings | None = None) -> type:
     """The settings class arq reads, for `config` (default: the environment now)."""
     settings = config or Settings()
+    connection = redis_settings(settings)
 
     class WorkerSettings:
         functions = FUNCTIONS
         cron_jobs = CRON_JOBS
-        redis_settings = redis_settings_from(settings)
+        redis_settings = connection
         max_jobs = settings.worker_concurrency
         job_timeout = JOB_TIMEOUT_S
         job_serializer = serialize_job

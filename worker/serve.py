@@ -18,14 +18,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.contract import layout
-from service.contract.documents import Overview, Status
-from service.contract.registry import CodebaseEntry, write_entry
-from service.contract.settings import Settings
-from service.contract.storage import Storage, open_storage
-from service.embedded_redis import embedded_redis
-from worker.org_files import contribution_from_documents, merge_codebase_into_org
-from worker.pipeline import sync_codebase
+from contract import layout
+from contract.documents import Overview, Status
+from contract.embedded_redis import embedded_redis
+from contract.registry import CodebaseEntry, write_entry
+from contract.settings import Settings, open_configured_storage
+from contract.storage import Storage
+from worker.engine.pipeline import analyze_codebase
+from worker.jobs.org_files import contribution_from_documents, merge_codebase_into_org
 
 # The demo codebase lives in an org of its own that no GitHub installation can have.
 DEMO_ORG_ID = 0
@@ -35,11 +35,11 @@ DEMO_CODEBASE_ID = 1
 
 async def publish_demo(settings: Settings, source: str) -> None:
     """Analyze `source` as codebase 1 of the org 'local' and register it like a real one."""
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    storage = open_configured_storage(settings)
     try:
         await storage.check_writable()
         name = f"{DEMO_ORG_LOGIN}/{Path(source).resolve().name}"
-        result = await sync_codebase(
+        result = await analyze_codebase(
             source,
             storage,
             DEMO_CODEBASE_ID,

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from contract import layout
+from contract.documents import RunState, Status
 from service.api.access import authenticate, parse_id, require_codebase
 from service.api.answers import (
     Rendering,
@@ -21,8 +23,6 @@ from service.api.models import Granularity
 from service.api.pagination import page_request, paged
 from service.api.reader import JSON_OBJECT, RAW
 from service.api.state import ApiState
-from service.contract import layout
-from service.contract.documents import RunState, Status
 
 PREFIX = "/api/v1/codebases/{id}/analytics"
 

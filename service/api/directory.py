@@ -8,10 +8,10 @@ import json
 import time
 from collections.abc import Callable
 
+from contract import layout
+from contract.registry import CodebaseEntry, read_entry
+from contract.storage import ObjectTooLarge, Storage
 from service.api.cache import MISSING, BoundedCache, SingleFlight
-from service.contract import layout
-from service.contract.registry import CodebaseEntry, read_entry
-from service.contract.storage import ObjectTooLarge, Storage
 
 _ORGS_PREFIX = "analytics/orgs/"
 _ORG_SUMMARY = "org_summary.json"

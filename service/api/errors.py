@@ -10,7 +10,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from service.contract.storage import StorageError
+from contract.storage import StorageError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from service.contract.documents import (
+from contract.documents import (
     ActivityPeriod,
     Branches,
     CodebasesList,

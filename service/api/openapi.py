@@ -12,12 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from contract.documents import OrgSummary, Overview, Status
 from service.api import codebases, orgs
 from service.api.answers import CACHE_HEADERS, etag_matches, not_modified
 from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, ErrorBody, OwnershipPage
 from service.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from service.api.state import OPENAPI, OpenApiDocument
-from service.contract.documents import OrgSummary, Overview, Status
 
 PATH = "/api/openapi.json"
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from contract import layout
+from contract.org_state import OrgState, codebases_list, org_state_key, summarize
 from service.api.access import authenticate, resolve_org
 from service.api.answers import Rendering, document_answer
 from service.api.auth import Principal
@@ -21,8 +23,6 @@ from service.api.errors import NotFound, api_handler
 from service.api.pagination import page_request, paged
 from service.api.reader import Decoder
 from service.api.state import ApiState
-from service.contract import layout
-from service.contract.org_state import OrgState, codebases_list, org_state_key, summarize
 
 PREFIX = "/api/v1/orgs/{org}/analytics"
 

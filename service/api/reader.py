@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from contract.storage import ObjectInfo, ObjectTooLarge, Storage
 from service.api.cache import MISSING, BoundedCache, SingleFlight
 from service.api.errors import DocumentTooLarge, StoredDocumentInvalid
-from service.contract.storage import ObjectInfo, ObjectTooLarge, Storage
 
 T = TypeVar("T")
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from contract.settings import Settings
 from service.api.auth import PrincipalResolver
 from service.api.cache import BoundedCache
 from service.api.directory import CodebaseDirectory, OrgDirectory
 from service.api.reader import DocumentReader
-from service.contract.settings import Settings
 from service.keys import HTTP, SETTINGS, STORAGE
 
 MiB = 1024 * 1024

@@ -19,13 +19,8 @@ from gidgethub.routing import Router
 from pydantic import AliasPath, BaseModel, Field, ValidationError
 from redis.exceptions import RedisError
 
-from service.contract.jobs import (
-    DELIVERY_TTL_S,
-    Account,
-    RepositoryRef,
-    SyncRequest,
-    delivery_key,
-)
+from contract.jobs import DELIVERY_TTL_S, Account, RepositoryRef, SyncRequest
+from contract.redis_keys import delivery_key
 from service.keys import REDIS, SETTINGS
 
 log = logging.getLogger(__name__)
@@ -59,18 +54,18 @@ class Jobs:
     delivery_id: str
     enqueued: list[str] = field(default_factory=list)
 
-    async def enqueue(
-        self, name: str, arguments: BaseModel | dict[str, Any], *, job_id: str | None = None
-    ) -> bool:
-        """Enqueue job `name` with one JSON argument; False if job `job_id` already exists."""
+    async def enqueue(self, name: str, arguments: BaseModel | dict[str, Any]) -> None:
+        """Enqueue job `name` with one JSON argument."""
         if isinstance(arguments, BaseModel):
             arguments = arguments.model_dump(mode="json")
-        job = await self.redis.enqueue_job(name, arguments, _job_id=job_id)
-        if job is None:
-            return False
-        self.enqueued.append(job.job_id)
-        log.info("delivery %s: enqueued %s as %s", self.delivery_id, name, job.job_id)
-        return True
+        job = await self.redis.enqueue_job(name, arguments)
+        if job is not None:  # arq answers None only for a job id already taken
+            self.record(name, job.job_id)
+
+    def record(self, name: str, job_id: str) -> None:
+        """Count job `job_id` (of job `name`) as enqueued for this delivery."""
+        self.enqueued.append(job_id)
+        log.info("delivery %s: enqueued %s as %s", self.delivery_id, name, job_id)
 
 
 class InstallationId(BaseModel):
@@ -84,14 +79,13 @@ class RepositoryPayload(BaseModel):
     repository: RepositoryRef
     owner: Account = Field(validation_alias=AliasPath("repository", "owner"))
 
-    def sync_request(self, trigger: str, generation: int = 0) -> SyncRequest:
+    def sync_request(self, trigger: str) -> SyncRequest:
         return SyncRequest(
             codebase_id=self.repository.id,
             installation_id=self.installation.id,
             account=self.owner,
             repository=self.repository,
             trigger=trigger,
-            generation=generation,
         )
 
 

@@ -8,7 +8,7 @@ from gidgethub import sansio
 from gidgethub.routing import Router
 from pydantic import BaseModel
 
-from service.contract.jobs import (
+from contract.jobs import (
     PURGE_INSTALLATION,
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,

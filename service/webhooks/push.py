@@ -7,7 +7,7 @@ import logging
 from gidgethub import sansio
 from gidgethub.routing import Router
 
-from service.contract.jobs import SYNC_CODEBASE, generation_key, sync_job_id
+from contract.jobs import SYNC_CODEBASE, enqueue_sync
 from service.webhooks.handler import Jobs, RepositoryPayload
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,5 @@ async def sync_on_branch_ref(event: sansio.Event, jobs: Jobs) -> None:
 
 async def request_sync(jobs: Jobs, payload: RepositoryPayload, trigger: str) -> None:
     """Enqueue a sync under a new generation: one queued or running is never in the way."""
-    codebase_id = payload.repository.id
-    while True:
-        generation = await jobs.redis.incr(generation_key(codebase_id))
-        request = payload.sync_request(trigger, generation)
-        if await jobs.enqueue(SYNC_CODEBASE, request, job_id=sync_job_id(codebase_id, generation)):
-            return
-        # Taken only if the counter went back (Redis lost it) while an old job is still stored.
+    _, job_id = await enqueue_sync(jobs.redis, payload.sync_request(trigger))
+    jobs.record(SYNC_CODEBASE, job_id)

@@ -9,7 +9,7 @@ from gidgethub import sansio
 from gidgethub.routing import Router
 from pydantic import Field
 
-from service.contract.jobs import PURGE_CODEBASE, REFRESH_CODEBASE, Account
+from contract.jobs import PURGE_CODEBASE, REFRESH_CODEBASE, Account
 from service.webhooks.handler import Jobs, RepositoryPayload
 
 log = logging.getLogger(__name__)

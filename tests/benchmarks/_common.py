@@ -21,21 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.documents import Phase
 from tests.support.gitrepos import git_env
 
 # The engine's phases in the order they run, as its status document names them, plus the
 # interpreter's start and exit around them.
-PHASE_ORDER = [
-    "startup",
-    "fetch",
-    "delta",
-    "extract",
-    "store",
-    "snapshot",
-    "aggregate",
-    "export",
-    "exit",
-]
+PHASE_ORDER = ["startup", *Phase, "exit"]
 
 
 def say(text: str) -> None:

@@ -9,7 +9,7 @@ Side by side, alternated when repeated (best of N kept for each):
       (what the engine computes, as git computes it; the output is counted, not stored);
   (b) gitstats analyze REPO from scratch: a fresh storage and work dir, so it fetches, walks,
       extracts every commit, stores, snapshots, aggregates and exports;
-  (c) the fetch alone, worker.fetch.fetch_source(REPO, <tmp>/m.git), so that the reader can
+  (c) the fetch alone, worker.engine.fetch.fetch_source(REPO, <tmp>/m.git), so that the reader can
       subtract it from (b).
 
 Memory: for git, the kernel's max RSS of the process; for the engine, the peak of the summed RSS of
@@ -70,7 +70,7 @@ GIT_LOG = [
 _FETCH_ONLY = """
 import json, sys, time
 from pathlib import Path
-from worker.fetch import fetch_source
+from worker.engine.fetch import fetch_source
 started = time.perf_counter()
 fetched = fetch_source(sys.argv[1], Path(sys.argv[2]))
 print(json.dumps({"seconds": time.perf_counter() - started, "branches": len(fetched.branches)}))
@@ -83,7 +83,7 @@ class Round:
     fetch: Measurement
     fetch_inner_s: float
     engine: Measurement
-    engine_inner_s: float  # the engine's own duration_ms: sync_codebase, imports excluded
+    engine_inner_s: float  # the engine's own duration_ms: analyze_codebase, imports excluded
     commits_added: int
 
 
@@ -163,7 +163,7 @@ def report(
                     f"({best_engine.tree_peak_processes} processes)",
                 ],
                 [
-                    "    of which inside sync_codebase (status duration_ms)",
+                    "    of which inside analyze_codebase (status duration_ms)",
                     secs(best_engine_round.engine_inner_s),
                     "",
                 ],

@@ -14,7 +14,7 @@ temporary bare repository, the source, and checks out its default branch there i
 
 Reported: the full run, each update, their median and max, the ratio median update / full, and the
 targets (≤ 1 s of worker time per update and ≤ 2 % of the full backfill), where worker time is the
-engine's own duration_ms (sync_codebase from start to end; interpreter start and imports, which a
+engine's own duration_ms (analyze_codebase from start to end; interpreter start and imports, which a
 long-lived worker pays once, excluded). Each update must add exactly one commit and remove none:
 that is checked (a correctness check, not a timing). With --profile, one more update runs inside
 this process under cProfile and the top of the profile is printed.
@@ -246,8 +246,8 @@ def _profile_update(source: str, storage: Path, work: Path, top: int) -> tuple[s
     The engine does its work in asyncio's default executor, so every thread of that executor
     gets a profiler of its own, and their statistics are merged with the event loop's.
     """
-    from service.contract.storage import LocalStorage
-    from worker.pipeline import sync_codebase
+    from contract.storage.local import LocalStorage
+    from worker.engine.pipeline import analyze_codebase
 
     profilers: list[cProfile.Profile] = []
 
@@ -259,7 +259,7 @@ def _profile_update(source: str, storage: Path, work: Path, top: int) -> tuple[s
     async def run() -> int:
         executor = ThreadPoolExecutor(initializer=profile_this_thread)
         asyncio.get_running_loop().set_default_executor(executor)
-        result = await sync_codebase(source, LocalStorage(storage), 1, work)
+        result = await analyze_codebase(source, LocalStorage(storage), 1, work)
         return result.commits_added
 
     main_profiler = cProfile.Profile()

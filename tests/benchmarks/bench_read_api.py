@@ -193,7 +193,7 @@ def check_target(target: Target) -> None:
 
 def publish(repo: str, storage: Path, work: Path) -> float:
     """publish_demo(repo) into `storage`; its wall time."""
-    from service.contract.settings import Settings
+    from contract.settings import Settings
     from worker.serve import publish_demo
 
     settings = Settings(storage_url=str(storage), work_dir=work)
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"publishing {repo} into {storage}")
         publish_s = publish(repo, storage, work)
 
-        from service.embedded_redis import embedded_redis
+        from contract.embedded_redis import embedded_redis
 
         token = secrets.token_urlsafe(24)
         auth = ("Authorization", f"Bearer {token}")

@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 1 or args.block < 1 or args.warmup < 0:
         parser.error("--count and --block must be at least 1, --warmup at least 0")
 
-    from service.embedded_redis import embedded_redis
+    from contract.embedded_redis import embedded_redis
 
     base = Path(tempfile.mkdtemp(prefix="gitstats-bench-webhook-", dir=args.tmp))
     try:

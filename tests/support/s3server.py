@@ -12,7 +12,8 @@ import aioboto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from service.contract.storage import LocalStorage, S3Storage
+from contract.storage.local import LocalStorage
+from contract.storage.s3 import S3Storage
 
 # Everything that could point boto at real AWS, another endpoint, a proxy or a profile.
 _UNSET = (

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from service.contract.documents import CodebaseRow, CodebasesList, OrgLanguage, OrgSummary
+from contract.documents import CodebaseRow, CodebasesList, OrgLanguage, OrgSummary
 
 
 class CodebaseContribution(BaseModel):

@@ -1,4 +1,4 @@
-"""Files, lines, bytes and languages at the default branch's head, kept per file.
+"""Phase 5: files, lines, bytes and languages at the default branch's head, kept per file.
 
 The per-file table is updated from a tree diff, so a push that touches a few paths reads only those
 blobs; the result always equals a rebuild from the empty tree.
@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pygit2
 from pygit2.enums import DiffOption
 
-from worker.languages import classify
+from worker.engine.languages import classify
 
 SNAPSHOT_SCHEMA = pa.schema(
     [

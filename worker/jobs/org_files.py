@@ -17,8 +17,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from service.contract import layout
-from service.contract.documents import (
+from contract import layout
+from contract.documents import (
     CodebaseRow,
     Document,
     OrgLanguage,
@@ -26,15 +26,15 @@ from service.contract.documents import (
     RunState,
     Status,
 )
-from service.contract.org_state import (
+from contract.org_state import (
     CodebaseContribution,
     OrgState,
     codebases_list,
     org_state_key,
     summarize,
 )
-from service.contract.registry import CodebaseEntry
-from service.contract.storage import PreconditionFailed, Storage, StorageError
+from contract.registry import CodebaseEntry
+from contract.storage import PreconditionFailed, Storage, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import pygit2
 from pydantic import BaseModel
 from pygit2.enums import SortMode
 
-from service.contract.documents import Branch
-from worker.aggregate import map_identity
+from contract.documents import Branch
+from worker.engine.aggregate import map_identity
 
 STALE_AFTER = timedelta(days=90)
 # Past this many commits ahead, an update walk would cost about what a fresh count costs.

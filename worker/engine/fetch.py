@@ -12,7 +12,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FetchPrune
 
-from worker.errors import PermanentSourceError, SourceError, redact
+from worker.engine.errors import PermanentSourceError, SourceError, redact
 
 MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -145,3 +145,20 @@ def _fetch(
         if head.name == "HEAD" and head.symref_target:
             return head.symref_target.removeprefix("refs/heads/")
     return None
+
+
+def list_remote_branches(
+    url: str, scratch: Path, callbacks: pygit2.RemoteCallbacks | None = None
+) -> dict[str, str]:
+    """`git ls-remote --heads url`: branch name → sha, without fetching anything."""
+    repo = pygit2.Repository(str(scratch))
+    remote = repo.remotes.create_anonymous(url)
+    try:
+        heads = remote.list_heads(callbacks=callbacks)
+    except pygit2.GitError as exc:
+        raise SourceError(redact(f"cannot list the branches of {url}: {exc}")) from None
+    return {
+        head.name.removeprefix("refs/heads/"): str(head.oid)
+        for head in heads
+        if head.name and head.name.startswith("refs/heads/")
+    }

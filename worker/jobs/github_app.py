@@ -26,9 +26,9 @@ import gidgethub.apps
 import pygit2
 from gidgethub.aiohttp import GitHubAPI
 
-from service.contract.jobs import RepositoryRef
-from service.contract.settings import Settings
-from worker.errors import PermanentSourceError, SourceError
+from contract.jobs import RepositoryRef
+from contract.settings import Settings
+from worker.engine.errors import PermanentSourceError, SourceError
 
 log = logging.getLogger(__name__)
 

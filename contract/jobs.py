@@ -1,4 +1,4 @@
-"""What the web side asks of the worker: job names, their JSON arguments, and Redis keys.
+"""What the web side asks of the worker: job names, their JSON arguments, and how to enqueue a sync.
 
 Jobs are enqueued by name (the web side never imports worker code) with JSON-serialisable
 arguments, and every job is idempotent: arq may run one more than once.
@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+from contract.redis_keys import generation_key
+
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
 
 # Job names.
 SYNC_CODEBASE = "sync_codebase"
@@ -89,18 +94,24 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def delivery_key(delivery_id: str) -> str:
-    return f"gitstats:delivery:{delivery_id}"
-
-
-def generation_key(codebase_id: int) -> str:
-    """Bumped by every push; a sync that started before the bump runs again."""
-    return f"gitstats:generation:{codebase_id}"
-
-
-def codebase_lock_key(codebase_id: int) -> str:
-    return f"gitstats:lock:codebase:{codebase_id}"
-
-
 def sync_job_id(codebase_id: int, generation: int) -> str:
     return f"sync:{codebase_id}:{generation}"
+
+
+async def enqueue_sync(redis: ArqRedis, request: SyncRequest) -> tuple[int, str]:
+    """Enqueue a sync of `request`'s codebase under a new generation: (generation, job id).
+
+    The generation is bumped first, so a sync already queued or running is never in the way: a
+    run covers every generation bumped before it started, and a later one gets a job of its own.
+    """
+    codebase_id = request.codebase_id
+    while True:
+        generation = int(await redis.incr(generation_key(codebase_id)))
+        job = await redis.enqueue_job(
+            SYNC_CODEBASE,
+            request.model_copy(update={"generation": generation}).model_dump(mode="json"),
+            _job_id=sync_job_id(codebase_id, generation),
+        )
+        if job is not None:
+            return generation, job.job_id
+        # Taken only if the counter went back (Redis lost it) while an old job is still stored.

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from service.contract import layout
-from service.contract.storage import PreconditionFailed, Storage, StorageError
-from worker.branches import Divergence
-from worker.extract import COMMITS_SCHEMA, FILES_SCHEMA
+from contract import layout
+from contract.storage import PreconditionFailed, Storage, StorageError
+from worker.engine.branches import Divergence
+from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 
 MANIFEST_VERSION = 1
 # Past this many parts, the small ones are merged so reads stay a handful of files.

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from service.contract import layout
-from service.contract.storage import Storage
+from contract import layout
+from contract.storage import Storage
 
 
 class CodebaseEntry(BaseModel):

@@ -26,6 +26,19 @@ class RunState(StrEnum):
     FAILED = "failed"
 
 
+class Phase(StrEnum):
+    """The engine's phases, in the order a run goes through them (`Status.phase`)."""
+
+    FETCH = "fetch"
+    DELTA = "delta"
+    EXTRACT = "extract"
+    STORE = "store"
+    SNAPSHOT = "snapshot"
+    AGGREGATE = "aggregate"
+    BRANCHES = "branches"
+    EXPORT = "export"
+
+
 class Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,7 +170,7 @@ class LastError(BaseModel):
 class Status(Document):
     codebase_id: int
     state: RunState
-    phase: str | None = None
+    phase: Phase | None = None
     progress: Progress | None = None
     last_run: LastRun | None = None
     last_success_at: datetime | None = None

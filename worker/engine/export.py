@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from service.contract import layout
-from service.contract.documents import (
+from contract import layout
+from contract.documents import (
     Activity,
     ActivityPeriod,
     Branch,
@@ -21,9 +21,9 @@ from service.contract.documents import (
     PunchCardCell,
     email_fields,
 )
-from service.contract.storage import Storage
-from worker.aggregate import Aggregates
-from worker.snapshot import SnapshotSummary
+from contract.storage import Storage
+from worker.engine.aggregate import Aggregates
+from worker.engine.snapshot import SnapshotSummary
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Phase 5: DuckDB over the stored commit rows: totals, activity, punch card, ownership.
+"""Phase 6: DuckDB over the stored commit rows: totals, activity, punch card, ownership.
 
 Identities go through the `.mailmap` at the default branch's head and are keyed by lower-cased
 email, so a change to the mailmap re-keys the whole history on the next run.

@@ -1,0 +1,37 @@
+"""Every key gitstats keeps in Redis, in one place (arq's own keys are arq's).
+
+Redis holds only what can be rebuilt: delivery ids, generation counters, locks and retry
+bookkeeping. Losing any of it costs at most a repeated run, never a wrong document.
+"""
+
+PREFIX = "gitstats:"
+
+
+def delivery_key(delivery_id: str) -> str:
+    """A webhook delivery already received (remembered for `DELIVERY_TTL_S`)."""
+    return f"{PREFIX}delivery:{delivery_id}"
+
+
+def generation_key(codebase_id: int) -> str:
+    """Bumped by every push; a sync that started before the bump runs again."""
+    return f"{PREFIX}generation:{codebase_id}"
+
+
+def synced_key(codebase_id: int) -> str:
+    """The highest generation a finished run has covered."""
+    return f"{PREFIX}synced:{codebase_id}"
+
+
+def failures_key(codebase_id: int) -> str:
+    """Transient failures in a row, for the backoff (lock waits do not count)."""
+    return f"{PREFIX}sync-failures:{codebase_id}"
+
+
+def purged_key(codebase_id: int) -> str:
+    """A purged codebase: late jobs of its own leave it purged."""
+    return f"{PREFIX}purged:{codebase_id}"
+
+
+def codebase_lock_key(codebase_id: int) -> str:
+    """Held by the one job that syncs or purges the codebase."""
+    return f"{PREFIX}lock:codebase:{codebase_id}"

@@ -1,0 +1,80 @@
+"""Settings from the environment, built once at start-up and passed in (never read at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contract.documents import EmailMode
+from contract.storage import S3Credentials, Storage, open_storage
+
+if TYPE_CHECKING:
+    from arq.connections import RedisSettings
+
+
+def _default_work_dir() -> Path:
+    return Path.home() / ".cache" / "gitstats"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    github_app_id: str | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_path: Path | None = None
+    github_webhook_secret: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    redis_url: SecretStr | None = None
+    storage_url: str = "data"
+    s3_endpoint_url: str | None = None
+    # The AWS SDK's own variable names; unset, the SDK's usual chain (config files, roles) applies.
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_default_region: str | None = None
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    email_mode: EmailMode = EmailMode.HASH
+    port: int = 8080
+    access_log: bool = False
+    work_dir: Path = Field(default_factory=_default_work_dir)
+    worker_concurrency: int = Field(default=3, ge=1)
+    # The read API never loads a stored document larger than this into memory.
+    api_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("admin_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+
+def open_configured_storage(settings: Settings) -> Storage:
+    """The storage STORAGE_URL names, with S3_ENDPOINT_URL and the AWS credentials given."""
+    secret, token = settings.aws_secret_access_key, settings.aws_session_token
+    credentials = S3Credentials(
+        access_key_id=settings.aws_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+        session_token=token.get_secret_value() if token else None,
+        region=settings.aws_default_region,
+    )
+    return open_storage(settings.storage_url, settings.s3_endpoint_url, credentials)
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings for REDIS_URL; RuntimeError if it is unset or not a Redis URL."""
+    # Imported here so that `gitstats analyze`, which needs no Redis, never loads arq.
+    from arq.connections import RedisSettings
+
+    if settings.redis_url is None:
+        raise RuntimeError("REDIS_URL is not set: jobs are queued in Redis")
+    try:
+        return RedisSettings.from_dsn(settings.redis_url.get_secret_value())
+    except (RuntimeError, ValueError):
+        # Not the URL itself in the message: it may hold a password.
+        raise RuntimeError(
+            "REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
+        ) from None

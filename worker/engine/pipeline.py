@@ -1,0 +1,468 @@
+"""The engine end to end: fetch → refs delta → extract → store → snapshot → aggregate → branches
+→ export, one function per phase (numbered in run order), each named in the status document as
+it starts. Convergent and idempotent: whatever ran before, a run brings the stored state and the
+documents to the source's current branches, processing only the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+
+from contract import layout
+from contract.documents import (
+    Branch,
+    EmailMode,
+    LastError,
+    LastRun,
+    Phase,
+    Progress,
+    RunState,
+    Status,
+)
+from contract.storage import Storage
+from worker.engine import snapshot as snapshots
+from worker.engine.aggregate import Aggregates, load_mailmap
+from worker.engine.aggregate import aggregate as aggregate_commits
+from worker.engine.branches import Divergence, describe_branches
+from worker.engine.errors import redact
+from worker.engine.export import CodebaseFacts, build_documents, write_documents
+from worker.engine.extract import extract_new_commits
+from worker.engine.fetch import FetchedRepository, fetch_source
+from worker.engine.refs_delta import RefsDelta, compute_refs_delta
+from worker.engine.store import (
+    CodebaseState,
+    Manifest,
+    PartFiles,
+    PartRef,
+    compact_parts,
+    drop_commits,
+    stored_shas,
+)
+
+log = logging.getLogger(__name__)
+
+# How often a long phase refreshes its progress in the status document.
+STATUS_INTERVAL_S = 2.0
+
+ProgressCallback = Callable[[Phase, int, int], None]
+
+
+@dataclass
+class RunResult:
+    commits_added: int
+    commits_removed: int
+    documents_written: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+    full_walk: bool = False
+    # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
+    # whatever EMAIL_MODE lets the documents show.
+    contributor_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _StatusWriter:
+    storage: Storage
+    codebase_id: int
+    status: Status
+
+    async def update(self, **changes: object) -> None:
+        self.status = self.status.model_copy(update={**changes, "updated_at": _now()})
+        await self.storage.put(
+            layout.codebase_document(self.codebase_id, "status"), self.status.to_json()
+        )
+
+
+def mirror_dir(work_dir: Path, codebase_id: int) -> Path:
+    """Where a codebase's bare mirror lives in the work dir (a cache)."""
+    return work_dir / "repos" / f"{codebase_id}.git"
+
+
+def state_cache_dir(work_dir: Path, codebase_id: int) -> Path:
+    """Where a codebase's Parquet parts are cached in the work dir."""
+    return work_dir / "state" / str(codebase_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def choose_default_branch(
+    branches: dict[str, str], requested: str | None, remote_default: str | None
+) -> str | None:
+    """The registry's (or caller's) choice, else the remote's HEAD, else a conventional name."""
+    for candidate in (requested, remote_default, "main", "master"):
+        if candidate and candidate in branches:
+            return candidate
+    if requested or remote_default:
+        return requested or remote_default
+    return min(branches) if branches else None
+
+
+def default_full_name(source: str) -> str:
+    tail = source.rstrip("/").rsplit("/", 2)[-2:]
+    return "/".join(part.removesuffix(".git") for part in tail)
+
+
+async def read_status(storage: Storage, codebase_id: int) -> Status | None:
+    stored = await storage.get(layout.codebase_document(codebase_id, "status"))
+    return Status.model_validate_json(stored.data) if stored else None
+
+
+async def analyze_codebase(
+    source: str,
+    storage: Storage,
+    codebase_id: int,
+    work_dir: Path,
+    *,
+    full_name: str | None = None,
+    default_branch: str | None = None,
+    email_mode: EmailMode = EmailMode.HASH,
+    trigger: str = "cli",
+    callbacks: pygit2.RemoteCallbacks | None = None,
+    on_progress: ProgressCallback | None = None,
+    workers: int | None = None,
+) -> RunResult:
+    """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches."""
+    started = _now()
+    clock = time.monotonic()
+    previous = await read_status(storage, codebase_id)
+    status = _StatusWriter(
+        storage,
+        codebase_id,
+        Status(
+            codebase_id=codebase_id,
+            state=RunState.RUNNING,
+            last_run=LastRun(trigger=trigger, started_at=started),
+            last_success_at=previous.last_success_at if previous else None,
+            last_error=previous.last_error if previous else None,
+            refs=previous.refs if previous else {},
+            updated_at=started,
+        ),
+    )
+
+    def report(phase: Phase, done: int, total: int) -> None:
+        if on_progress:
+            on_progress(phase, done, total)
+
+    run = _Run(
+        source=source,
+        storage=storage,
+        codebase_id=codebase_id,
+        work_dir=work_dir,
+        status=status,
+        report=report,
+        full_name=full_name,
+        default_branch=default_branch,
+        email_mode=email_mode,
+        callbacks=callbacks,
+        workers=workers,
+    )
+    try:
+        result = await _run_phases(run)
+    except BaseException as exc:
+        message = redact(str(exc)) or type(exc).__name__
+        finished = _now()
+        assert status.status.last_run is not None
+        await asyncio.shield(
+            status.update(
+                state=RunState.FAILED,
+                last_error=LastError(at=finished, message=message),
+                last_run=status.status.last_run.model_copy(
+                    update={
+                        "finished_at": finished,
+                        "duration_ms": int((time.monotonic() - clock) * 1000),
+                    }
+                ),
+            )
+        )
+        raise
+    finished = _now()
+    result.duration_ms = int((time.monotonic() - clock) * 1000)
+    await status.update(
+        state=RunState.SUCCEEDED,
+        phase=None,
+        progress=None,
+        last_success_at=finished,
+        last_run=LastRun(
+            trigger=trigger,
+            started_at=started,
+            finished_at=finished,
+            duration_ms=result.duration_ms,
+            commits_added=result.commits_added,
+            commits_removed=result.commits_removed,
+        ),
+    )
+    return result
+
+
+@dataclass
+class _Run:
+    """One run: what it was asked, and what each phase hands to the next."""
+
+    source: str
+    storage: Storage
+    codebase_id: int
+    work_dir: Path
+    status: _StatusWriter
+    report: ProgressCallback
+    full_name: str | None
+    default_branch: str | None
+    email_mode: EmailMode
+    callbacks: pygit2.RemoteCallbacks | None
+    workers: int | None
+    state: CodebaseState = field(init=False)
+    manifest: Manifest = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = CodebaseState(
+            self.storage, self.codebase_id, state_cache_dir(self.work_dir, self.codebase_id)
+        )
+
+    async def enter(self, phase: Phase, progress: Progress | None = None) -> None:
+        await self.status.update(phase=phase, progress=progress)
+
+
+@dataclass
+class _Source:
+    """The fetched mirror and its branches, with the default branch chosen."""
+
+    fetched: FetchedRepository
+    repo: pygit2.Repository
+    default: str | None
+
+    @property
+    def heads(self) -> dict[str, str]:
+        return self.fetched.branches
+
+    @property
+    def head(self) -> str | None:
+        return self.heads.get(self.default) if self.default else None
+
+
+async def _run_phases(run: _Run) -> RunResult:
+    run.manifest = await run.state.load_manifest()
+    source = await fetch(run)
+    parts, delta = await refs_delta(run, source)
+    new_parts = await extract(run, source, delta)
+    parts, obsolete = await store(run, parts, new_parts, delta)
+    table, snapshot_key = await snapshot(run, source)
+    aggregates, mailmap = await aggregate(run, source, parts)
+    now = _now()  # the documents' generation time, which "stale" is measured against
+    branch_facts, divergence = await branches(run, source, mailmap, delta, now)
+    hashes = await export(run, source, aggregates, table, branch_facts, now)
+    await _commit(run, source, parts, obsolete, snapshot_key, hashes, divergence)
+    return RunResult(
+        commits_added=len(delta.added),
+        commits_removed=len(delta.removed),
+        documents_written=[
+            name for name, h in hashes.items() if run.manifest.document_hashes.get(name) != h
+        ],
+        full_walk=delta.full_walk,
+        contributor_keys=sorted(
+            hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
+        ),
+    )
+
+
+async def fetch(run: _Run) -> _Source:
+    """Phase 1: every branch of the source into the codebase's bare mirror."""
+    await run.enter(Phase.FETCH)
+    run.report(Phase.FETCH, 0, 1)
+    fetched = await asyncio.to_thread(
+        fetch_source, run.source, mirror_dir(run.work_dir, run.codebase_id), run.callbacks
+    )
+    default = choose_default_branch(
+        fetched.branches, run.default_branch, fetched.remote_default_branch
+    )
+    return _Source(fetched, pygit2.Repository(str(fetched.path)), default)
+
+
+async def refs_delta(run: _Run, source: _Source) -> tuple[list[PartFiles], RefsDelta]:
+    """Phase 2: the commits the new branch heads add to the stored set and those they remove."""
+    await run.enter(Phase.DELTA)
+    parts = await run.state.local_parts(run.manifest.parts)
+    delta = await asyncio.to_thread(
+        compute_refs_delta,
+        source.repo,
+        run.manifest.refs.values(),
+        source.heads.values(),
+        lambda: stored_shas(parts),
+    )
+    return parts, delta
+
+
+async def extract(run: _Run, source: _Source, delta: RefsDelta) -> list[PartFiles]:
+    """Phase 3: the added commits' rows into a new local part, with progress in the status."""
+    total = len(delta.added)
+    await run.enter(Phase.EXTRACT, Progress(done=0, total=total))
+    run.report(Phase.EXTRACT, 0, total)
+    done = 0
+    new_parts: list[PartFiles] = []
+
+    def extract_all() -> None:
+        nonlocal done
+        writer = run.state.new_part()
+        batches = extract_new_commits(str(source.fetched.path), delta.added, workers=run.workers)
+        for commits, files in batches:
+            writer.write(commits, files)
+            done += commits.num_rows
+            run.report(Phase.EXTRACT, done, total)
+        new_parts.append(writer.close())
+
+    job = asyncio.ensure_future(asyncio.to_thread(extract_all))
+    while not job.done():
+        finished, _ = await asyncio.wait({job}, timeout=STATUS_INTERVAL_S)
+        if not finished:
+            await run.status.update(progress=Progress(done=done, total=total))
+    job.result()
+    return new_parts
+
+
+async def store(
+    run: _Run, parts: list[PartFiles], new_parts: list[PartFiles], delta: RefsDelta
+) -> tuple[list[PartFiles], list[PartRef]]:
+    """Phase 4: removed commits dropped, parts compacted, new parts uploaded.
+
+    Returns the parts of the new state and those of the old one it no longer needs, which may go
+    only once the new manifest is committed.
+    """
+    await run.enter(Phase.STORE)
+    state = run.state
+    parts, replaced = await asyncio.to_thread(
+        drop_commits, parts, set(delta.removed), state.parts_dir
+    )
+    parts += [p for p in new_parts if p.ref.commits]
+    for part in new_parts:
+        if not part.ref.commits:
+            part.commits.unlink(missing_ok=True)
+            part.files.unlink(missing_ok=True)
+    parts, compacted = await asyncio.to_thread(compact_parts, parts, state.parts_dir)
+    known = {ref.name for ref in run.manifest.parts}
+    for part in parts:
+        if part.ref.name not in known:
+            await state.upload_part(part)
+    return parts, replaced + compacted
+
+
+async def snapshot(run: _Run, source: _Source) -> tuple[snapshots.pa.Table, str | None]:
+    """Phase 5: the per-file snapshot at the default head, updated from the tree diff against
+    the stored one."""
+    await run.enter(Phase.SNAPSHOT)
+    storage, manifest, repo, head = run.storage, run.manifest, source.repo, source.head
+    old_table = None
+    if manifest.snapshot_key:
+        stored = await storage.get(manifest.snapshot_key)
+        if stored is not None:
+            old_table = snapshots.snapshot_from_parquet(stored.data)
+    if head is not None and head == manifest.snapshot_head and old_table is not None:
+        return old_table, manifest.snapshot_key
+    old_tree = None
+    if old_table is not None and manifest.snapshot_head:
+        try:
+            old_tree = repo[manifest.snapshot_head].peel(pygit2.Tree)
+        except (KeyError, ValueError):
+            old_table = None  # the old head left the mirror: rebuild from the empty tree
+    new_tree = repo[head].peel(pygit2.Tree) if head else None
+    table = await asyncio.to_thread(snapshots.update_snapshot, repo, old_table, old_tree, new_tree)
+    if head is None:
+        return table, None
+    key = layout.state_object(manifest.codebase_id, f"snapshot/{head}.parquet")
+    await storage.put(key, snapshots.snapshot_to_parquet(table), "application/octet-stream")
+    return table, key
+
+
+async def aggregate(
+    run: _Run, source: _Source, parts: list[PartFiles]
+) -> tuple[Aggregates, pygit2.Mailmap]:
+    """Phase 6: totals, activity, punch card and contributors over every stored commit row."""
+    await run.enter(Phase.AGGREGATE)
+    mailmap = load_mailmap(source.repo, source.head)
+    aggregates = await asyncio.to_thread(aggregate_commits, [p.commits for p in parts], mailmap)
+    return aggregates, mailmap
+
+
+async def branches(
+    run: _Run, source: _Source, mailmap: pygit2.Mailmap, delta: RefsDelta, now: datetime
+) -> tuple[list[Branch], dict[str, Divergence]]:
+    """Phase 7: each branch's facts, ahead/behind carried forward from the last run."""
+    await run.enter(Phase.BRANCHES)
+    return await asyncio.to_thread(
+        describe_branches,
+        source.repo,
+        source.heads,
+        source.default,
+        mailmap,
+        now,
+        run.manifest.divergence,
+        frozenset(delta.added),
+    )
+
+
+async def export(
+    run: _Run,
+    source: _Source,
+    aggregates: Aggregates,
+    table: snapshots.pa.Table,
+    branch_facts: list[Branch],
+    now: datetime,
+) -> dict[str, str]:
+    """Phase 8: the documents, each written only when its content changed; their hashes."""
+    await run.enter(Phase.EXPORT)
+    facts = CodebaseFacts(
+        codebase_id=run.codebase_id,
+        full_name=_full_name(run),
+        default_branch=source.default,
+        head_sha=source.head,
+        aggregates=aggregates,
+        snapshot=snapshots.summarize_snapshot(table),
+        branches=branch_facts,
+    )
+    documents = build_documents(facts, run.email_mode, now)
+    return await write_documents(
+        run.storage, run.codebase_id, documents, run.manifest.document_hashes
+    )
+
+
+async def _commit(
+    run: _Run,
+    source: _Source,
+    parts: list[PartFiles],
+    obsolete: list[PartRef],
+    snapshot_key: str | None,
+    hashes: dict[str, str],
+    divergence: dict[str, Divergence],
+) -> None:
+    """Swap in the new manifest (the commit point of the run), then drop what the old one named."""
+    manifest, heads = run.manifest, dict(sorted(source.heads.items()))
+    await run.state.save_manifest(
+        manifest.model_copy(
+            update={
+                "full_name": _full_name(run),
+                "default_branch": source.default,
+                "refs": heads,
+                "parts": [p.ref for p in parts],
+                "snapshot_head": source.head,
+                "snapshot_key": snapshot_key,
+                "document_hashes": hashes,
+                "divergence": divergence,
+            }
+        )
+    )
+    # Only now that the new manifest is in place may what the old one named go.
+    await run.state.delete_parts(obsolete)
+    if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:
+        await run.storage.delete(manifest.snapshot_key)
+    run.status.status = run.status.status.model_copy(update={"refs": heads})
+
+
+def _full_name(run: _Run) -> str:
+    return run.full_name or run.manifest.full_name or default_full_name(run.source)

@@ -1,0 +1,127 @@
+"""What every job shares: its services from the worker's context, the retry policy, the
+errors that may pass, and how a job records a failure in the status and the org's list.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from arq.connections import ArqRedis
+
+from contract import layout
+from contract.documents import LastError, RunState, Status
+from contract.jobs import Account, RepositoryRef, SyncRequest, enqueue_sync
+from contract.registry import CodebaseEntry
+from contract.settings import Settings
+from contract.storage import Storage, StorageError
+from worker.engine import pipeline
+from worker.engine.errors import SourceError
+from worker.jobs.github_app import GitHubApp
+from worker.jobs.org_files import set_codebase_state_in_org
+
+log = logging.getLogger(__name__)
+
+# Errors that may pass: GitHub 5xx / rate limit / network, storage, a run that lost a race.
+TRANSIENT_ERRORS = (SourceError, StorageError, aiohttp.ClientError, OSError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_s: float = 5.0
+    max_s: float = 600.0
+    max_failures: int = 8
+    lock_busy_s: float = 5.0
+
+    def backoff(self, failures: int) -> float:
+        """Exponential, with jitter so that jobs failing together do not return together."""
+        return min(self.max_s, self.base_s * 2 ** max(failures - 1, 0)) * random.uniform(0.8, 1.2)
+
+    def lock_busy(self) -> float:
+        return self.lock_busy_s * random.uniform(0.8, 1.2)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What on_startup put in the job context, typed."""
+
+    settings: Settings
+    storage: Storage
+    github: GitHubApp
+    redis: ArqRedis
+    retry: RetryPolicy
+
+    @classmethod
+    def of(cls, ctx: dict[str, Any]) -> Services:
+        return cls(
+            ctx["settings"], ctx["storage"], ctx["github"], ctx["redis"], ctx["retry_policy"]
+        )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- status and queue -------------------------------------------------------------------------
+
+
+def _request_for(entry: CodebaseEntry, trigger: str) -> SyncRequest:
+    return SyncRequest(
+        codebase_id=entry.codebase_id,
+        installation_id=entry.installation_id,
+        account=Account(id=entry.org_id, login=entry.org_login),
+        repository=RepositoryRef(
+            id=entry.codebase_id,
+            full_name=entry.full_name,
+            clone_url=entry.clone_url,
+            default_branch=entry.default_branch,
+            archived=entry.archived,
+        ),
+        trigger=trigger,
+    )
+
+
+async def enqueue_sync_of(redis: ArqRedis, entry: CodebaseEntry, trigger: str) -> int:
+    """Enqueue a sync of a registered codebase, as the webhook does for a push; its generation."""
+    generation, _ = await enqueue_sync(redis, _request_for(entry, trigger))
+    return generation
+
+
+async def write_status(
+    storage: Storage, codebase_id: int, state: RunState, message: str | None = None
+) -> None:
+    at = now()
+    status = await pipeline.read_status(storage, codebase_id) or Status(
+        codebase_id=codebase_id, state=state, updated_at=at
+    )
+    changes: dict[str, Any] = {"state": state, "phase": None, "progress": None, "updated_at": at}
+    if message is not None:
+        changes["last_error"] = LastError(at=at, message=message)
+    await storage.put(
+        layout.codebase_document(codebase_id, "status"),
+        status.model_copy(update=changes).to_json(),
+    )
+
+
+async def record_failure(
+    services: Services, request: SyncRequest, state: RunState, message: str | None
+) -> None:
+    """Say in the status document and the org's list that the sync failed (or will be retried).
+
+    `message` None keeps the status's last error (the engine has written it).
+    """
+    try:
+        await write_status(services.storage, request.codebase_id, state, message)
+        await set_codebase_state_in_org(
+            services.storage,
+            request.account.id,
+            request.account.login,
+            request.codebase_id,
+            state,
+        )
+    except StorageError as exc:
+        log.warning("codebase %s: cannot record the failure: %s", request.codebase_id, exc)

@@ -1,0 +1,69 @@
+"""The per-codebase lock: one job at a time syncs or purges a codebase.
+
+A Redis key with a random token and a TTL, renewed while held; released by compare-and-delete so
+that a job never releases a lock that expired and another job now holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from contract.redis_keys import codebase_lock_key
+
+log = logging.getLogger(__name__)
+
+# The lock outlives a crashed worker by at most this long; a live one renews it.
+LOCK_TTL_MS = 60_000
+LOCK_RENEW_S = 20.0
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class CodebaseBusy(Exception):
+    """Another job holds the codebase's lock."""
+
+
+@contextlib.asynccontextmanager
+async def codebase_lock(redis: ArqRedis, codebase_id: int) -> AsyncIterator[None]:
+    """Hold `codebase_lock_key` (renewed while held); CodebaseBusy if another job has it."""
+    key, token = codebase_lock_key(codebase_id), secrets.token_hex(16)
+    if not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
+        raise CodebaseBusy(codebase_id)
+    renewer = asyncio.create_task(_keep_lock(redis, key, token))
+    try:
+        yield
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        # Compare-and-delete: never release a lock that expired and another job now holds.
+        await redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
+
+
+async def _keep_lock(redis: ArqRedis, key: str, token: str) -> None:
+    while True:
+        await asyncio.sleep(LOCK_RENEW_S)
+        try:
+            extended = await redis.eval(_EXTEND, 1, key, token, str(LOCK_TTL_MS))  # type: ignore[misc]
+        except RedisError as exc:
+            log.warning("cannot renew %s: %s", key, type(exc).__name__)
+            continue
+        if not extended:
+            # The run goes on: the manifest's compare-and-swap makes a concurrent run lose
+            # cleanly (StateConflict), so the worst case is wasted work.
+            log.error("lost %s while running: another job may sync the same codebase", key)
+            return
