@@ -11,7 +11,7 @@ from arq import create_pool
 
 from contract.jobs import deserialize_job, serialize_job
 from contract.settings import Settings, open_configured_storage, redis_settings
-from service import health
+from service import health, metrics
 from service.api import setup as setup_api
 from service.keys import HTTP, REDIS, SETTINGS, STORAGE
 from service.webhooks import setup as setup_webhooks
@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_redis, _storage, _http])
     health.setup(app)
+    metrics.setup(app)
     setup_webhooks(app)
     setup_api(app)
     return app

@@ -240,6 +240,19 @@ def build_openapi() -> dict[str, Any]:
         "Redis and storage are reachable.",
         {"503": {"description": "Redis or storage unreachable."}},
     )
+    paths["/metrics"] = {
+        "get": {
+            "operationId": "getMetrics",
+            "summary": "This process's metrics in Prometheus' text format.",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,0 +1,75 @@
+"""GET /metrics: the web process's metrics in Prometheus' text format.
+
+`gitstats_queue_depth` is what the workers are scaled on (deploy/kubernetes/scaledobject.yaml):
+arq's queue is a Redis sorted set, which KEDA's Redis scaler cannot read, so the web process
+counts it at each scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from arq.constants import default_queue_name
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from redis.exceptions import RedisError
+
+from service.keys import REDIS
+
+# A scrape waits no longer than this for Redis (Prometheus' default scrape timeout is 10 s).
+REDIS_DEADLINE_S = 2.0
+
+routes = web.RouteTableDef()
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One registry per app (tests build many apps in one process)."""
+
+    registry: CollectorRegistry
+    queue_depth: Gauge
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        queue_depth = Gauge(
+            "gitstats_queue_depth",
+            "Jobs in arq's queue that are due: waiting for a worker or running (deferred retries "
+            "not counted)",
+            ["queue"],
+            registry=registry,
+        )
+        return cls(registry, queue_depth)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+async def due_jobs(app: web.Application, queue: str = default_queue_name) -> int:
+    """Jobs in `queue` whose time has come: arq keeps a job in its sorted set, scored by when it
+    may run, until it finishes."""
+    now_ms = int(time.time() * 1000)
+    return int(await app[REDIS].zcount(queue, "-inf", now_ms))
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    found = request.app[METRICS]
+    try:
+        async with asyncio.timeout(REDIS_DEADLINE_S):
+            depth = await due_jobs(request.app)
+    except (RedisError, OSError, TimeoutError):
+        # No value rather than a stale one: the scaler then keeps the workers it has.
+        found.queue_depth.clear()
+    else:
+        found.queue_depth.labels(queue=default_queue_name).set(depth)
+    return web.Response(
+        body=generate_latest(found.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def setup(app: web.Application) -> None:
+    app[METRICS] = Metrics.create()
+    app.add_routes(routes)
