@@ -35,3 +35,8 @@ def purged_key(codebase_id: int) -> str:
 def codebase_lock_key(codebase_id: int) -> str:
     """Held by the one job that syncs or purges the codebase."""
     return f"{PREFIX}lock:codebase:{codebase_id}"
+
+
+def worker_health_key(host: str) -> str:
+    """arq's health record of the worker on `host`, which `arq --check` reads on that host."""
+    return f"{PREFIX}worker-health:{host}"

@@ -9,6 +9,7 @@ the module's `__getattr__` (PEP 562): `worker_settings()` returns the plain clas
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, ClassVar
 
 import aiohttp
@@ -26,6 +27,7 @@ from contract.jobs import (
     deserialize_job,
     serialize_job,
 )
+from contract.redis_keys import worker_health_key
 from contract.settings import Settings, open_configured_storage, redis_settings
 from worker.jobs import installation, purge, reconcile, sync
 from worker.jobs.context import RetryPolicy
@@ -39,6 +41,9 @@ RECONCILE_TIMEOUT_S = 30 * 60
 # wait bound their real failures themselves (RetryPolicy.max_failures), not through max_tries.
 LOCK_WAITING_MAX_TRIES = 10_000
 MAX_TRIES = 10
+# How often a worker records that it is alive; `arq --check` (the Kubernetes liveness probe)
+# fails once the record is this old. arq's default, an hour, is too slow for a probe.
+HEALTH_CHECK_INTERVAL_S = 30
 
 
 FUNCTIONS: list[Function] = [
@@ -131,6 +136,10 @@ def worker_settings(config: Settings | None = None) -> type:
         redis_settings = connection
         max_jobs = settings.worker_concurrency
         job_timeout = JOB_TIMEOUT_S
+        # One record per host, not arq's one per queue: a worker that stops deletes its record,
+        # and that must not fail the other workers' probes.
+        health_check_key = worker_health_key(socket.gethostname())
+        health_check_interval = HEALTH_CHECK_INTERVAL_S
         job_serializer = serialize_job
         job_deserializer = deserialize_job
         on_startup = startup

@@ -1,0 +1,63 @@
+"""The workers' liveness probe (`arq --check worker.main.WorkerSettings`, deploy/kubernetes):
+each host's worker keeps a health record of its own, so one worker stopping fails no other's
+probe."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+from arq.connections import RedisSettings, create_pool
+from arq.worker import create_worker
+from pydantic import SecretStr
+
+from contract.redis_keys import worker_health_key
+from contract.settings import Settings
+from worker.main import worker_settings
+
+ARQ = str(Path(sys.executable).with_name("arq"))
+
+
+async def probe(redis_url: str) -> int:
+    """The probe's exit code, run as Kubernetes runs it: a new process on the worker's host."""
+    process = await asyncio.create_subprocess_exec(
+        ARQ,
+        "--check",
+        "worker.main.WorkerSettings",
+        env={**os.environ, "REDIS_URL": redis_url},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await process.wait()
+
+
+async def test_each_host_has_its_own_record(redis_flushed: str, tmp_path: Path) -> None:
+    config = Settings(redis_url=SecretStr(redis_flushed), storage_url=str(tmp_path / "storage"))
+    assert await probe(redis_flushed) == 1  # no worker has started
+
+    worker = create_worker(
+        worker_settings(config),
+        burst=True,
+        poll_delay=0,
+        handle_signals=False,
+        on_startup=None,
+        on_shutdown=None,
+        cron_jobs=[],
+    )
+    other_host = worker_health_key("another-host")
+    try:
+        await worker.main()  # one poll, which records health; the empty queue ends the burst
+        assert await probe(redis_flushed) == 0
+        assert await worker.pool.exists(worker_health_key(socket.gethostname()))
+        await worker.pool.set(other_host, b"alive", ex=60)  # what a worker elsewhere records
+    finally:
+        await worker.close()
+    assert await probe(redis_flushed) == 1  # this host's worker stopped...
+    check = await create_pool(RedisSettings.from_dsn(redis_flushed))
+    try:
+        assert await check.exists(other_host)  # ...and took only its own record along
+    finally:
+        await check.aclose()
