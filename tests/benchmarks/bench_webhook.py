@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from arq.constants import default_queue_name
 
 from tests.benchmarks._common import describe_machine, discard_unless_kept, say, table
 from tests.benchmarks._web import (
@@ -61,7 +62,7 @@ WEBHOOK = "/webhooks/github"
 PAYLOAD_BYTES = 8 * 1024  # about what a push of a few commits weighs
 PERCENTILES = (50, 90, 99, 99.9)
 CLEANED = ("arq:*", "gitstats:*")  # arq's queue and jobs, our delivery ids and generations
-QUEUE = "arq:queue"  # arq's default queue, the one the web app enqueues to
+QUEUE = default_queue_name  # the queue the web app enqueues to
 
 # -- a push as GitHub delivers it ---------------------------------------------------------------
 
