@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.support.gitrepos",
     "tests.support.fake_github",
     "tests.support.redis_server",
+    "tests.support.stack",
 ]

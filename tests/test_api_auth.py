@@ -21,8 +21,8 @@ from contract.documents import CodebasesList, OrgSummary
 from contract.org_state import OrgState, summarize
 from contract.storage.local import LocalStorage
 from service.api.auth import PrincipalResolver
-from tests.support.fake_github import FakeGitHub
-from tests.test_api import (
+from tests.support.api import (
+    ADMIN_TOKEN,
     Client,
     Codebase,
     api_settings,
@@ -30,6 +30,7 @@ from tests.test_api import (
     publish_org,
     start_api,
 )
+from tests.support.fake_github import FakeGitHub
 
 ALPHA = Codebase(codebase_id=11, org_id=1001, org_login="acme", name="alpha", commits=10)
 BETA = Codebase(
@@ -68,7 +69,7 @@ async def world(
     acme_state = await publish_org(storage, [ALPHA, BETA, GAMMA], pending=[GAMMA.codebase_id])
     await publish_org(storage, [DELTA])
 
-    tokens = {"admin": "adm1"}
+    tokens = {"admin": ADMIN_TOKEN}
     for login in ("owner", "dev", "member", "outsider"):
         tokens[login] = fake_github.add_user(login)
     fake_github.grant(tokens["owner"], acme, org_role="admin")

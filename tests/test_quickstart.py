@@ -79,4 +79,5 @@ def test_serve_with_demo_data(git_repo: GitRepo, tmp_path: Path, fake_github: Fa
         assert get(f"{base}/api/v1/codebases/1/analytics/overview", "wrong")[0] == 401
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        with process.stdout:  # closed however the wait ends
+            assert process.wait(timeout=30) == 0

