@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.fake_github",
     "tests.support.redis_server",
     "tests.support.stack",
+    "tests.support.jobs",
 ]
