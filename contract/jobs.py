@@ -38,13 +38,15 @@ class Account(BaseModel):
 
 
 class RepositoryRef(BaseModel):
-    """A repository as a webhook names it; enough to register it without an API call."""
+    """A repository as a webhook or GitHub's API names it. What a webhook says is only a hint:
+    the worker registers a repository from GitHub's answer alone."""
 
     id: int
     full_name: str
     clone_url: str | None = None
     default_branch: str | None = None
     archived: bool = False
+    owner: Account | None = None
 
 
 class SyncRequest(BaseModel):

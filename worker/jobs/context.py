@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from arq.connections import ArqRedis
 
-from contract import layout
+from contract import layout, registry
 from contract.documents import LastError, RunState, Status
 from contract.jobs import Account, RepositoryRef, SyncRequest, enqueue_sync
 from contract.registry import CodebaseEntry
@@ -112,16 +112,17 @@ async def record_failure(
 ) -> None:
     """Say in the status document and the org's list that the sync failed (or will be retried).
 
-    `message` None keeps the status's last error (the engine has written it).
+    `message` None keeps the status's last error (the engine has written it). A codebase that is
+    not registered (GitHub never confirmed it) gets nothing written: it is in no org, and its
+    status could not be read.
     """
+    cid = request.codebase_id
     try:
-        await write_status(services.storage, request.codebase_id, state, message)
-        await set_codebase_state_in_org(
-            services.storage,
-            request.account.id,
-            request.account.login,
-            request.codebase_id,
-            state,
-        )
+        entry = await registry.read_entry(services.storage, cid)
+        if entry is not None:
+            await write_status(services.storage, cid, state, message)
+            await set_codebase_state_in_org(
+                services.storage, entry.org_id, entry.org_login, cid, state
+            )
     except StorageError as exc:
-        log.warning("codebase %s: cannot record the failure: %s", request.codebase_id, exc)
+        log.warning("codebase %s: cannot record the failure: %s", cid, exc)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import urlsplit
 
 import aiohttp
 import gidgethub
@@ -26,7 +26,7 @@ import gidgethub.apps
 import pygit2
 from gidgethub.aiohttp import GitHubAPI
 
-from contract.jobs import RepositoryRef
+from contract.jobs import Account, RepositoryRef
 from contract.settings import Settings
 from worker.engine.errors import PermanentSourceError, SourceError
 
@@ -54,6 +54,10 @@ class GitHubAccessLost(PermanentSourceError):
     """The installation or repository is gone, or the App's access to it was revoked."""
 
 
+class UntrustedGitHost(PermanentSourceError):
+    """A URL outside GitHub's own git host: no token is handed to it, and git never fetches it."""
+
+
 class GitHubAppConfigError(Exception):
     """The App's id or private key is missing or unreadable."""
 
@@ -64,13 +68,54 @@ class InstallationToken:
     expires_at: datetime
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, normalised; None for anything else (a path,
+    file://, ssh, a URL carrying credentials)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username or parts.password:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + ("" if port in (None, _DEFAULT_PORTS[scheme]) else f":{port}")
+
+
+def git_host_of(api_url: str) -> str:
+    """GitHub's own git host for its REST API at `api_url`: the API's scheme and host, except
+    that api.github.com means github.com (so Enterprise's `https://HOST/api/v3` is `https://HOST`,
+    and a test's fake GitHub at `http://127.0.0.1:PORT` serves git at that same address)."""
+    origin = origin_of(api_url)
+    if origin is None:
+        raise GitHubAppConfigError("GITHUB_API_URL must be an http(s) URL without credentials")
+    return "https://github.com" if origin == "https://api.github.com" else origin
+
+
+def require_git_host(url: str, git_host: str) -> str:
+    """`url` if it is on `git_host`, else UntrustedGitHost (the URL is not echoed in full: it may
+    be what an attacker chose)."""
+    if origin_of(url) != git_host:
+        where = origin_of(url) or "a URL that is not http(s)"
+        raise UntrustedGitHost(f"refusing {where}: git talks only to GitHub's git host {git_host}")
+    return url
+
+
 def _repository_ref(data: dict[str, Any]) -> RepositoryRef:
+    owner = data.get("owner") or {}
     return RepositoryRef(
         id=data["id"],
         full_name=data["full_name"],
         clone_url=data.get("clone_url"),
         default_branch=data.get("default_branch"),
         archived=bool(data.get("archived", False)),
+        owner=Account(id=owner["id"], login=owner["login"]) if owner else None,
     )
 
 
@@ -135,9 +180,11 @@ class InstallationTokens:
         self,
         mint: Callable[[int], Awaitable[InstallationToken]],
         *,
+        git_host: str,
         margin: timedelta = REFRESH_MARGIN,
     ) -> None:
         self._mint = mint
+        self.git_host = git_host
         self._margin = margin
         self._cache: dict[int, InstallationToken] = {}
         # One mint at a time per installation: jobs that need a token at once share it.
@@ -174,11 +221,15 @@ class InstallationTokens:
         self, installation_id: int, token: str, loop: asyncio.AbstractEventLoop | None = None
     ) -> GitCredentials:
         """Callbacks for one git operation, starting from `token` (get it just before)."""
-        return GitCredentials(self, installation_id, token, loop or asyncio.get_running_loop())
+        return GitCredentials(
+            self, installation_id, token, loop or asyncio.get_running_loop(), self.git_host
+        )
 
 
 class GitCredentials(pygit2.RemoteCallbacks):
-    """Answers libgit2's credential requests with `x-access-token:<installation token>`.
+    """Answers libgit2's credential requests with `x-access-token:<installation token>`, and only
+    for URLs on GitHub's git host: any other URL (a redirect elsewhere, a payload's URL) is refused
+    before a token is handed out.
 
     libgit2 calls this from the thread running the fetch. The first answer is the token taken
     before the fetch; libgit2 asks again only when the server refused the last answer (the token
@@ -191,8 +242,10 @@ class GitCredentials(pygit2.RemoteCallbacks):
         installation_id: int,
         token: str,
         loop: asyncio.AbstractEventLoop,
+        git_host: str,
     ) -> None:
         super().__init__()
+        self._git_host = git_host
         self._tokens = tokens
         self._installation_id = installation_id
         self._token = token
@@ -208,6 +261,7 @@ class GitCredentials(pygit2.RemoteCallbacks):
         username_from_url: str | None,
         allowed_types: pygit2.enums.CredentialType,
     ) -> pygit2.UserPass:
+        require_git_host(url, self._git_host)
         self.asks += 1
         if self.asks > MAX_CREDENTIAL_ASKS:
             raise GitHubAccessLost(
@@ -250,7 +304,8 @@ class GitHubApp:
         self._app_id = app_id
         self._private_key = private_key
         self._gh = GitHubAPI(session, USER_AGENT, base_url=api_url.rstrip("/"))
-        self.tokens = InstallationTokens(self._mint, margin=refresh_margin)
+        self.git_host = git_host_of(api_url)
+        self.tokens = InstallationTokens(self._mint, git_host=self.git_host, margin=refresh_margin)
 
     def __repr__(self) -> str:
         return f"GitHubApp(app_id={self._app_id!r}, api_url={self._gh.base_url!r})"
@@ -317,11 +372,16 @@ class GitHubApp:
 
         return await self._as_installation(installation_id, "GET /installation/repositories", call)
 
-    async def get_repository(self, installation_id: int, full_name: str) -> RepositoryRef:
-        owner, _, name = full_name.partition("/")
-        path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+    async def get_repository(self, installation_id: int, repository_id: int) -> RepositoryRef:
+        """Repository `repository_id` as the installation sees it (GitHubAccessLost if it cannot):
+        what GitHub says, never what a webhook said, with a clone URL on GitHub's git host."""
+        path = f"/repositories/{int(repository_id)}"
 
         async def call(token: str) -> RepositoryRef:
             return _repository_ref(await self._gh.getitem(path, oauth_token=token))
 
-        return await self._as_installation(installation_id, f"GET {path}", call)
+        repo = await self._as_installation(installation_id, f"GET {path}", call)
+        if repo.id != repository_id or repo.owner is None or not repo.clone_url:
+            raise GitHubAccessLost(f"GET {path}: GitHub answered for another repository")
+        require_git_host(repo.clone_url, self.git_host)
+        return repo

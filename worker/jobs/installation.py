@@ -9,7 +9,7 @@ from arq import Retry
 
 from contract import registry
 from contract.documents import RunState
-from contract.jobs import Account, InstallationRequest, RegisterRequest, RepositoryRef, SyncRequest
+from contract.jobs import InstallationRequest, RegisterRequest, RepositoryRef, SyncRequest
 from contract.redis_keys import purged_key
 from contract.registry import CodebaseEntry
 from contract.storage import Storage
@@ -33,25 +33,21 @@ log = logging.getLogger(__name__)
 
 
 async def register_entry(
-    storage: Storage,
-    installation_id: int,
-    account: Account,
-    repo: RepositoryRef,
-    existing: CodebaseEntry | None,
+    storage: Storage, installation_id: int, repo: RepositoryRef, existing: CodebaseEntry | None
 ) -> CodebaseEntry:
-    """Write (or update) a codebase's registry entry from what GitHub says of it."""
+    """Write (or update) a codebase's registry entry from what GitHub said of `repo` to
+    installation `installation_id` (GitHubApp checked the id, the owner and the clone URL)."""
+    if repo.owner is None or not repo.clone_url:
+        raise GitHubAccessLost(f"repository {repo.id}: GitHub gave no owner or clone_url")
     at = now()
-    clone_url = repo.clone_url or (existing.clone_url if existing else None)
-    if not clone_url:
-        raise GitHubAccessLost(f"repository {repo.full_name}: GitHub gave no clone_url")
     entry = CodebaseEntry(
         codebase_id=repo.id,
-        org_id=account.id,
-        org_login=account.login,
+        org_id=repo.owner.id,
+        org_login=repo.owner.login,
         installation_id=installation_id,
         full_name=repo.full_name,
-        clone_url=clone_url,
-        default_branch=repo.default_branch or (existing.default_branch if existing else None),
+        clone_url=repo.clone_url,
+        default_branch=repo.default_branch,
         archived=repo.archived,
         suspended=existing.suspended if existing else False,
         registered_at=existing.registered_at if existing else at,
@@ -62,38 +58,43 @@ async def register_entry(
     return entry
 
 
+async def _repositories(services: Services, req: RegisterRequest) -> list[RepositoryRef]:
+    """What GitHub says of the repositories a registration names (all the installation sees
+    when it names none); a named repository the installation cannot see is left out."""
+    github = services.github
+    if req.repositories is None:
+        return await github.list_installation_repositories(req.installation_id)
+    found = []
+    for named in req.repositories:
+        try:
+            found.append(await github.get_repository(req.installation_id, named.id))
+        except GitHubAccessLost as exc:
+            log.warning("not registering repository %s: %s", named.id, exc)
+    return found
+
+
 async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Register an installation's repositories (all of them when none are named) and backfill."""
     req = RegisterRequest.model_validate(request)
     services = Services.of(ctx)
-    github, storage = services.github, services.storage
+    storage = services.storage
     try:
-        repos = req.repositories
-        if repos is None:
-            repos = await github.list_installation_repositories(req.installation_id)
         entries = []
-        for repo in repos:
+        for repo in await _repositories(services, req):
             existing = await registry.read_entry(storage, repo.id)
-            if not repo.clone_url and existing is None:
-                try:
-                    repo = await github.get_repository(req.installation_id, repo.full_name)
-                except GitHubAccessLost as exc:
-                    log.warning("not registering %s: %s", repo.full_name, exc)
-                    continue
             await services.redis.delete(purged_key(repo.id))
-            entries.append(
-                await register_entry(storage, req.installation_id, req.account, repo, existing)
-            )
+            entries.append(await register_entry(storage, req.installation_id, repo, existing))
         for entry in entries:
             if await pipeline.read_status(storage, entry.codebase_id) is None:
                 await write_status(storage, entry.codebase_id, RunState.QUEUED)
-        await merge_codebases_into_org(
-            storage,
-            req.account.id,
-            req.account.login,
-            {entry.codebase_id: pending_contribution(entry) for entry in entries},
-            keep_existing=True,
-        )
+        for org_id, org_login in {(e.org_id, e.org_login) for e in entries}:
+            await merge_codebases_into_org(
+                storage,
+                org_id,
+                org_login,
+                {e.codebase_id: pending_contribution(e) for e in entries if e.org_id == org_id},
+                keep_existing=True,
+            )
     except PermanentSourceError as exc:
         log.warning("installation %s: cannot register: %s", req.installation_id, exc)
         return {"installation_id": req.installation_id, "failed": str(exc)}
@@ -107,26 +108,20 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
 
 
 async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Re-read a renamed, transferred or edited repository, update its entry and sync it."""
+    """Re-read a renamed, transferred or edited repository from GitHub, update its entry and
+    sync it. The webhook only says which codebase to look at: nothing of its payload is kept."""
     req = SyncRequest.model_validate(request)
     services = Services.of(ctx)
     storage, cid = services.storage, req.codebase_id
     if await services.redis.exists(purged_key(cid)):
         return {"codebase_id": cid, "skipped": "purged"}
     try:
-        try:
-            repo = await services.github.get_repository(
-                req.installation_id, req.repository.full_name
-            )
-        except GitHubAccessLost as exc:
-            # What the webhook said is the best we know; the sync will report the loss.
-            log.warning("codebase %s: %s; using the webhook's data", cid, exc)
-            repo = req.repository.model_copy(update={"id": cid})
+        repo = await services.github.get_repository(req.installation_id, cid)
         existing = await registry.read_entry(storage, cid)
-        if existing is not None and existing.org_id != req.account.id:
+        if existing is not None and repo.owner is not None and existing.org_id != repo.owner.id:
             # Transferred to another org: it leaves the old org's files.
             await merge_codebase_into_org(storage, existing.org_id, existing.org_login, cid, None)
-        entry = await register_entry(storage, req.installation_id, req.account, repo, existing)
+        entry = await register_entry(storage, req.installation_id, repo, existing)
     except PermanentSourceError as exc:
         log.warning("codebase %s: cannot refresh: %s", cid, exc)
         return {"codebase_id": cid, "failed": str(exc)}

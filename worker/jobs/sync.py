@@ -24,7 +24,7 @@ from contract.storage import StorageError
 from worker.engine import pipeline
 from worker.engine.errors import PermanentSourceError, redact
 from worker.jobs.context import TRANSIENT_ERRORS, Services, record_failure
-from worker.jobs.github_app import GitCredentials
+from worker.jobs.github_app import GitCredentials, origin_of, require_git_host
 from worker.jobs.installation import register_entry
 from worker.jobs.locks import CodebaseBusy, codebase_lock
 from worker.jobs.org_files import contribution_from_documents, merge_codebase_into_org
@@ -88,9 +88,9 @@ async def _sync_locked(services: Services, req: SyncRequest) -> dict[str, Any]:
                 break
             log.info("codebase %s: pushed to while syncing, running again", cid)
     except PermanentSourceError as exc:
-        message = f"repository {req.repository.full_name} is gone or access was revoked: " + redact(
-            str(exc)
-        )
+        known = await registry.read_entry(services.storage, cid)
+        name = f"repository {known.full_name}" if known else f"codebase {cid}"
+        message = f"{name} is gone or access was revoked: {redact(str(exc))}"
         log.warning("codebase %s: %s", cid, message)
         await record_failure(services, req, RunState.FAILED, message)
         return {"codebase_id": cid, "failed": message}
@@ -124,18 +124,19 @@ async def _retry_later(services: Services, req: SyncRequest, exc: BaseException)
 
 
 async def _ensure_entry(services: Services, req: SyncRequest) -> CodebaseEntry:
-    """The registry entry, created from the request (or GitHub) for a codebase not seen yet."""
+    """The registry entry; for a codebase not seen yet (or whose entry names a URL outside
+    GitHub's git host), written from what GitHub answers the installation, never the request."""
     entry = await registry.read_entry(services.storage, req.codebase_id)
-    if entry is not None:
+    if entry is not None and origin_of(entry.clone_url) == services.github.git_host:
         return entry
-    repo = req.repository
-    if not repo.clone_url:
-        repo = await services.github.get_repository(req.installation_id, repo.full_name)
-    return await register_entry(services.storage, req.installation_id, req.account, repo, None)
+    installation_id = entry.installation_id if entry else req.installation_id
+    repo = await services.github.get_repository(installation_id, req.codebase_id)
+    return await register_entry(services.storage, installation_id, repo, entry)
 
 
 async def _run_engine(services: Services, entry: CodebaseEntry, trigger: str) -> pipeline.RunResult:
     tokens = services.github.tokens
+    require_git_host(entry.clone_url, services.github.git_host)
     # Taken right before the fetch (valid for minutes at least); the callback renews it if
     # GitHub refuses it during the fetch.
     token = await tokens.get(entry.installation_id)
