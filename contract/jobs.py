@@ -38,15 +38,14 @@ class Account(BaseModel):
 
 
 class RepositoryRef(BaseModel):
-    """A repository as a webhook or GitHub's API names it. What a webhook says is only a hint:
-    the worker registers a repository from GitHub's answer alone."""
+    """A repository as a webhook names it: only a hint, the worker registers a repository from
+    what GitHub's API answers alone."""
 
     id: int
     full_name: str
     clone_url: str | None = None
     default_branch: str | None = None
     archived: bool = False
-    owner: Account | None = None
 
 
 class SyncRequest(BaseModel):

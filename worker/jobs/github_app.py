@@ -25,6 +25,7 @@ import gidgethub
 import gidgethub.apps
 import pygit2
 from gidgethub.aiohttp import GitHubAPI
+from pydantic import ValidationError
 
 from contract.jobs import Account, RepositoryRef
 from contract.settings import Settings
@@ -107,16 +108,30 @@ def require_git_host(url: str, git_host: str) -> str:
     return url
 
 
-def _repository_ref(data: dict[str, Any]) -> RepositoryRef:
-    owner = data.get("owner") or {}
-    return RepositoryRef(
-        id=data["id"],
-        full_name=data["full_name"],
-        clone_url=data.get("clone_url"),
-        default_branch=data.get("default_branch"),
-        archived=bool(data.get("archived", False)),
-        owner=Account(id=owner["id"], login=owner["login"]) if owner else None,
-    )
+class GitHubRepository(RepositoryRef):
+    """A repository as GitHub's API answers the installation, its clone URL on GitHub's git host
+    and its owner (the installation's account: the codebase's org)."""
+
+    clone_url: str
+    owner: Account
+
+
+def _repository(data: dict[str, Any], git_host: str) -> GitHubRepository:
+    try:
+        repo = GitHubRepository(
+            id=data["id"],
+            full_name=data["full_name"],
+            clone_url=data["clone_url"],
+            default_branch=data.get("default_branch"),
+            archived=bool(data.get("archived", False)),
+            owner=Account(id=data["owner"]["id"], login=data["owner"]["login"]),
+        )
+    except (KeyError, TypeError, ValidationError):
+        raise GitHubUnavailable(
+            "GitHub answered a repository without its id, owner or URL"
+        ) from None
+    require_git_host(repo.clone_url, git_host)
+    return repo
 
 
 def _parse_time(value: str) -> datetime:
@@ -359,29 +374,28 @@ class GitHubApp:
         except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise map_github_error(exc, what) from None
 
-    async def list_installation_repositories(self, installation_id: int) -> list[RepositoryRef]:
+    async def list_installation_repositories(self, installation_id: int) -> list[GitHubRepository]:
         """Every repository the installation can see (all pages)."""
 
-        async def call(token: str) -> list[RepositoryRef]:
+        async def call(token: str) -> list[GitHubRepository]:
             pages = self._gh.getiter(
                 "/installation/repositories?per_page=100",
                 oauth_token=token,
                 iterable_key="repositories",
             )
-            return [_repository_ref(item) async for item in pages]
+            return [_repository(item, self.git_host) async for item in pages]
 
         return await self._as_installation(installation_id, "GET /installation/repositories", call)
 
-    async def get_repository(self, installation_id: int, repository_id: int) -> RepositoryRef:
+    async def get_repository(self, installation_id: int, repository_id: int) -> GitHubRepository:
         """Repository `repository_id` as the installation sees it (GitHubAccessLost if it cannot):
         what GitHub says, never what a webhook said, with a clone URL on GitHub's git host."""
         path = f"/repositories/{int(repository_id)}"
 
-        async def call(token: str) -> RepositoryRef:
-            return _repository_ref(await self._gh.getitem(path, oauth_token=token))
+        async def call(token: str) -> GitHubRepository:
+            return _repository(await self._gh.getitem(path, oauth_token=token), self.git_host)
 
         repo = await self._as_installation(installation_id, f"GET {path}", call)
-        if repo.id != repository_id or repo.owner is None or not repo.clone_url:
+        if repo.id != repository_id:
             raise GitHubAccessLost(f"GET {path}: GitHub answered for another repository")
-        require_git_host(repo.clone_url, self.git_host)
         return repo

@@ -9,7 +9,7 @@ from arq import Retry
 
 from contract import registry
 from contract.documents import RunState
-from contract.jobs import InstallationRequest, RegisterRequest, RepositoryRef, SyncRequest
+from contract.jobs import InstallationRequest, RegisterRequest, SyncRequest
 from contract.redis_keys import purged_key
 from contract.registry import CodebaseEntry
 from contract.storage import Storage
@@ -22,7 +22,7 @@ from worker.jobs.context import (
     now,
     write_status,
 )
-from worker.jobs.github_app import GitHubAccessLost
+from worker.jobs.github_app import GitHubAccessLost, GitHubRepository
 from worker.jobs.org_files import (
     merge_codebase_into_org,
     merge_codebases_into_org,
@@ -33,12 +33,10 @@ log = logging.getLogger(__name__)
 
 
 async def register_entry(
-    storage: Storage, installation_id: int, repo: RepositoryRef, existing: CodebaseEntry | None
+    storage: Storage, installation_id: int, repo: GitHubRepository, existing: CodebaseEntry | None
 ) -> CodebaseEntry:
     """Write (or update) a codebase's registry entry from what GitHub said of `repo` to
-    installation `installation_id` (GitHubApp checked the id, the owner and the clone URL)."""
-    if repo.owner is None or not repo.clone_url:
-        raise GitHubAccessLost(f"repository {repo.id}: GitHub gave no owner or clone_url")
+    installation `installation_id`."""
     at = now()
     entry = CodebaseEntry(
         codebase_id=repo.id,
@@ -58,7 +56,7 @@ async def register_entry(
     return entry
 
 
-async def _repositories(services: Services, req: RegisterRequest) -> list[RepositoryRef]:
+async def _repositories(services: Services, req: RegisterRequest) -> list[GitHubRepository]:
     """What GitHub says of the repositories a registration names (all the installation sees
     when it names none); a named repository the installation cannot see is left out."""
     github = services.github
@@ -118,7 +116,7 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
     try:
         repo = await services.github.get_repository(req.installation_id, cid)
         existing = await registry.read_entry(storage, cid)
-        if existing is not None and repo.owner is not None and existing.org_id != repo.owner.id:
+        if existing is not None and existing.org_id != repo.owner.id:
             # Transferred to another org: it leaves the old org's files.
             await merge_codebase_into_org(storage, existing.org_id, existing.org_login, cid, None)
         entry = await register_entry(storage, req.installation_id, repo, existing)
