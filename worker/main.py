@@ -103,6 +103,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     Settings (and storage) already in `ctx` are used as given: that is how tests pass theirs.
     """
     settings: Settings = ctx.get("settings") or Settings()
+    for problem in settings.missing_for_worker():
+        log.warning("configuration: %s", problem)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     storage = ctx.get("storage") or open_configured_storage(settings)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))

@@ -117,9 +117,11 @@ async def receive_delivery(request: web.Request) -> web.Response:
     secret = request.app[SETTINGS].github_webhook_secret
     delivery_id = request.headers.get("X-GitHub-Delivery")
     if secret is None:
-        log.error("delivery %s refused: GITHUB_WEBHOOK_SECRET is not set", delivery_id)
+        log.error("delivery %s refused: no usable GITHUB_WEBHOOK_SECRET", delivery_id)
         return _answer(
-            503, delivery_id, "GITHUB_WEBHOOK_SECRET is not set: no delivery can be verified"
+            503,
+            delivery_id,
+            "GITHUB_WEBHOOK_SECRET is unset or too short: no delivery can be verified",
         )
     try:
         body = await request.read()
