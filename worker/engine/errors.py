@@ -11,6 +11,11 @@ class SourceError(EngineError):
     """The source is not a git repository, cannot be reached, or refused us."""
 
 
+class RunSuperseded(EngineError):
+    """The caller no longer owns the codebase (a job lost its lock): the run stopped before
+    committing or publishing anything."""
+
+
 class PermanentSourceError(SourceError):
     """The repository is gone or access is revoked: retrying will not help."""
 

@@ -21,9 +21,10 @@ from contract.documents import (
     PunchCardCell,
     email_fields,
 )
-from contract.storage import Storage
+from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
 from worker.engine.snapshot import SnapshotSummary
+from worker.engine.store import PublishedDocument
 
 
 @dataclass(frozen=True)
@@ -132,18 +133,29 @@ def content_hash(document: Document) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-async def write_documents(
+async def publish_documents(
     storage: Storage,
     codebase_id: int,
     documents: dict[str, Document],
-    previous_hashes: dict[str, str],
-) -> dict[str, str]:
-    """Write the documents whose content changed; returns every document's hash."""
-    hashes = {}
+    published: dict[str, PublishedDocument],
+) -> dict[str, PublishedDocument]:
+    """Write each document unless storage still holds the very object last published with the
+    same content (compared by version, one metadata read each: a write of a run that never
+    committed, or a document lost since, is written again). Returns what storage now holds."""
+    now_published = {}
     for name, document in documents.items():
+        key = layout.codebase_document(codebase_id, name)
         digest = content_hash(document)
-        hashes[name] = digest
-        if previous_hashes.get(name) == digest:
-            continue
-        await storage.put(layout.codebase_document(codebase_id, name), document.to_json())
-    return hashes
+        last = published.get(name)
+        if last is not None and last.hash == digest:
+            stored = await storage.stat(key)
+            if stored is not None and stored.version == last.version:
+                now_published[name] = last
+                continue
+        await storage.put(key, document.to_json())
+        # The version a metadata read gives (a local folder's is not the ETag a write returns).
+        written = await storage.stat(key)
+        if written is None:
+            raise StorageError(f"{key} is missing right after it was written")
+        now_published[name] = PublishedDocument(hash=digest, version=written.version)
+    return now_published

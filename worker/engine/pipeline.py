@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ import pygit2
 from contract import layout
 from contract.documents import (
     Branch,
+    Document,
     EmailMode,
     LastError,
     LastRun,
@@ -33,8 +34,8 @@ from worker.engine import snapshot as snapshots
 from worker.engine.aggregate import Aggregates, load_mailmap
 from worker.engine.aggregate import aggregate as aggregate_commits
 from worker.engine.branches import Divergence, describe_branches
-from worker.engine.errors import redact
-from worker.engine.export import CodebaseFacts, build_documents, write_documents
+from worker.engine.errors import RunSuperseded, redact
+from worker.engine.export import CodebaseFacts, build_documents, publish_documents
 from worker.engine.extract import extract_new_commits
 from worker.engine.fetch import FetchedRepository, fetch_source
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 2.0
 
 ProgressCallback = Callable[[Phase, int, int], None]
+# Asked right before a run commits and before it publishes: False stops the run (RunSuperseded).
+OwnerCheck = Callable[[], Awaitable[bool]]
 
 
 @dataclass
@@ -130,6 +133,7 @@ async def analyze_codebase(
     callbacks: pygit2.RemoteCallbacks | None = None,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
+    still_owner: OwnerCheck | None = None,
 ) -> RunResult:
     """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches."""
     started = _now()
@@ -165,9 +169,12 @@ async def analyze_codebase(
         email_mode=email_mode,
         callbacks=callbacks,
         workers=workers,
+        still_owner=still_owner,
     )
     try:
         result = await _run_phases(run)
+    except RunSuperseded:
+        raise  # the status is the new owner's to write
     except BaseException as exc:
         message = redact(str(exc)) or type(exc).__name__
         finished = _now()
@@ -219,6 +226,7 @@ class _Run:
     email_mode: EmailMode
     callbacks: pygit2.RemoteCallbacks | None
     workers: int | None
+    still_owner: OwnerCheck | None = None
     state: CodebaseState = field(init=False)
     manifest: Manifest = field(init=False)
 
@@ -229,6 +237,13 @@ class _Run:
 
     async def enter(self, phase: Phase, progress: Progress | None = None) -> None:
         await self.status.update(phase=phase, progress=progress)
+
+    async def check_lease(self) -> None:
+        """RunSuperseded unless the caller still owns the codebase (its lock, for a job)."""
+        if self.still_owner is not None and not await self.still_owner():
+            raise RunSuperseded(
+                f"codebase {self.codebase_id}: another run owns it now; this one stops unwritten"
+            )
 
 
 @dataclass
@@ -258,14 +273,13 @@ async def _run_phases(run: _Run) -> RunResult:
     aggregates, mailmap = await aggregate(run, source, parts)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
-    hashes = await export(run, source, aggregates, table, branch_facts, now)
-    await _commit(run, source, parts, obsolete, snapshot_key, hashes, divergence)
+    documents = await export(run, source, aggregates, table, branch_facts, now)
+    await _commit(run, source, parts, obsolete, snapshot_key, divergence)
+    written = await _publish(run, documents)
     return RunResult(
         commits_added=len(delta.added),
         commits_removed=len(delta.removed),
-        documents_written=[
-            name for name, h in hashes.items() if run.manifest.document_hashes.get(name) != h
-        ],
+        documents_written=written,
         full_walk=delta.full_walk,
         contributor_keys=sorted(
             hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
@@ -414,8 +428,9 @@ async def export(
     table: snapshots.pa.Table,
     branch_facts: list[Branch],
     now: datetime,
-) -> dict[str, str]:
-    """Phase 8: the documents, each written only when its content changed; their hashes."""
+) -> dict[str, Document]:
+    """Phase 8: the documents, built from what the earlier phases found. They are published
+    only once the run's state is committed, so readers never see what a run did not commit."""
     await run.enter(Phase.EXPORT)
     facts = CodebaseFacts(
         codebase_id=run.codebase_id,
@@ -426,10 +441,7 @@ async def export(
         snapshot=snapshots.summarize_snapshot(table),
         branches=branch_facts,
     )
-    documents = build_documents(facts, run.email_mode, now)
-    return await write_documents(
-        run.storage, run.codebase_id, documents, run.manifest.document_hashes
-    )
+    return build_documents(facts, run.email_mode, now)
 
 
 async def _commit(
@@ -438,30 +450,42 @@ async def _commit(
     parts: list[PartFiles],
     obsolete: list[PartRef],
     snapshot_key: str | None,
-    hashes: dict[str, str],
     divergence: dict[str, Divergence],
 ) -> None:
     """Swap in the new manifest (the commit point of the run), then drop what the old one named."""
+    await run.check_lease()
     manifest, heads = run.manifest, dict(sorted(source.heads.items()))
-    await run.state.save_manifest(
-        manifest.model_copy(
-            update={
-                "full_name": _full_name(run),
-                "default_branch": source.default,
-                "refs": heads,
-                "parts": [p.ref for p in parts],
-                "snapshot_head": source.head,
-                "snapshot_key": snapshot_key,
-                "document_hashes": hashes,
-                "divergence": divergence,
-            }
-        )
+    run.manifest = manifest.model_copy(
+        update={
+            "full_name": _full_name(run),
+            "default_branch": source.default,
+            "refs": heads,
+            "parts": [p.ref for p in parts],
+            "snapshot_head": source.head,
+            "snapshot_key": snapshot_key,
+            "divergence": divergence,
+        }
     )
+    await run.state.save_manifest(run.manifest)
     # Only now that the new manifest is in place may what the old one named go.
     await run.state.delete_parts(obsolete)
     if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:
         await run.storage.delete(manifest.snapshot_key)
     run.status.status = run.status.status.model_copy(update={"refs": heads})
+
+
+async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
+    """Write the committed state's documents that storage does not hold yet; their names.
+
+    What storage then holds is recorded in the manifest, so that a later run rewrites a document
+    that a crash or a failed write left behind, whatever its content."""
+    await run.check_lease()
+    before = run.manifest.published
+    published = await publish_documents(run.storage, run.codebase_id, documents, before)
+    if published != before:
+        run.manifest = run.manifest.model_copy(update={"published": published})
+        await run.state.save_manifest(run.manifest)
+    return [name for name in documents if published[name] != before.get(name)]
 
 
 def _full_name(run: _Run) -> str:

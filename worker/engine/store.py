@@ -35,6 +35,13 @@ class PartRef(BaseModel):
     files: int
 
 
+class PublishedDocument(BaseModel):
+    """A document as last written to storage: its content hash and the stored object's version."""
+
+    hash: str
+    version: str
+
+
 class Manifest(BaseModel):
     schema_version: int = MANIFEST_VERSION
     codebase_id: int
@@ -44,7 +51,9 @@ class Manifest(BaseModel):
     parts: list[PartRef] = []
     snapshot_head: str | None = None
     snapshot_key: str | None = None
-    document_hashes: dict[str, str] = {}
+    # What the documents in storage are, as far as this codebase's runs know: a document is
+    # written again unless it is still the very object published with the same content.
+    published: dict[str, PublishedDocument] = {}
     divergence: dict[str, Divergence] = {}
 
 

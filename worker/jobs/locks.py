@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -37,15 +38,28 @@ class CodebaseBusy(Exception):
     """Another job holds the codebase's lock."""
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A held lock: `held()` asks Redis whether it still is (it may have expired while the
+    worker stalled, and another job taken it)."""
+
+    redis: ArqRedis
+    key: str
+    token: str = field(repr=False)
+
+    async def held(self) -> bool:
+        return bool(await self.redis.get(self.key) == self.token.encode())
+
+
 @contextlib.asynccontextmanager
-async def codebase_lock(redis: ArqRedis, codebase_id: int) -> AsyncIterator[None]:
+async def codebase_lock(redis: ArqRedis, codebase_id: int) -> AsyncIterator[Lease]:
     """Hold `codebase_lock_key` (renewed while held); CodebaseBusy if another job has it."""
     key, token = codebase_lock_key(codebase_id), secrets.token_hex(16)
     if not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
         raise CodebaseBusy(codebase_id)
     renewer = asyncio.create_task(_keep_lock(redis, key, token))
     try:
-        yield
+        yield Lease(redis, key, token)
     finally:
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -63,7 +77,6 @@ async def _keep_lock(redis: ArqRedis, key: str, token: str) -> None:
             log.warning("cannot renew %s: %s", key, type(exc).__name__)
             continue
         if not extended:
-            # The run goes on: the manifest's compare-and-swap makes a concurrent run lose
-            # cleanly (StateConflict), so the worst case is wasted work.
+            # The run goes on until it would write: it asks the lease then, and stops.
             log.error("lost %s while running: another job may sync the same codebase", key)
             return

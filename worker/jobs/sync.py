@@ -22,11 +22,11 @@ from contract.redis_keys import failures_key, generation_key, purged_key, synced
 from contract.registry import CodebaseEntry
 from contract.storage import StorageError
 from worker.engine import pipeline
-from worker.engine.errors import PermanentSourceError, redact
+from worker.engine.errors import PermanentSourceError, RunSuperseded, redact
 from worker.jobs.context import TRANSIENT_ERRORS, Services, record_failure
 from worker.jobs.github_app import GitCredentials, origin_of, require_git_host
 from worker.jobs.installation import register_entry
-from worker.jobs.locks import CodebaseBusy, codebase_lock
+from worker.jobs.locks import CodebaseBusy, Lease, codebase_lock
 from worker.jobs.org_files import contribution_from_documents, merge_codebase_into_org
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,13 @@ async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
     if req.generation and await _synced(services.redis, cid) >= req.generation:
         return {"codebase_id": cid, "skipped": "covered by an earlier run"}
     try:
-        async with codebase_lock(services.redis, cid):
-            return await _sync_locked(services, req)
+        async with codebase_lock(services.redis, cid) as lease:
+            return await _sync_locked(services, req, lease)
     except CodebaseBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
 
 
-async def _sync_locked(services: Services, req: SyncRequest) -> dict[str, Any]:
+async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> dict[str, Any]:
     cid = req.codebase_id
     if await services.redis.exists(purged_key(cid)):
         return {"codebase_id": cid, "skipped": "purged"}
@@ -78,8 +78,10 @@ async def _sync_locked(services: Services, req: SyncRequest) -> dict[str, Any]:
             # Read before the fetch: GitHub sends the push event after the push landed, so every
             # generation bumped by now is in what this run fetches.
             target = max(await _generation(services.redis, cid), req.generation)
-            result = await _run_engine(services, entry, req.trigger)
+            result = await _run_engine(services, entry, req.trigger, lease)
             runs, added = runs + 1, added + result.commits_added
+            if not await lease.held():
+                raise RunSuperseded(f"codebase {cid}: lost its lock before the org files")
             await _merge_exported(services, entry, result)
             # Only now is the generation covered: a job retried after a failed merge runs again.
             await services.redis.eval(_RAISE_TO, 1, synced_key(cid), str(target))  # type: ignore[misc]
@@ -96,6 +98,11 @@ async def _sync_locked(services: Services, req: SyncRequest) -> dict[str, Any]:
         return {"codebase_id": cid, "failed": message}
     except TRANSIENT_ERRORS as exc:
         return await _retry_later(services, req, exc)
+    except RunSuperseded as exc:
+        # Another job owns the codebase now and writes its status; this one comes back later,
+        # and finds its push covered or runs again.
+        log.warning("%s", exc)
+        raise Retry(defer=services.retry.lock_busy()) from None
     except Exception:
         # Not a failure we know of: no retry, and arq logs the traceback.
         await record_failure(services, req, RunState.FAILED, None)
@@ -134,7 +141,9 @@ async def _ensure_entry(services: Services, req: SyncRequest) -> CodebaseEntry:
     return await register_entry(services.storage, installation_id, repo, entry)
 
 
-async def _run_engine(services: Services, entry: CodebaseEntry, trigger: str) -> pipeline.RunResult:
+async def _run_engine(
+    services: Services, entry: CodebaseEntry, trigger: str, lease: Lease
+) -> pipeline.RunResult:
     tokens = services.github.tokens
     require_git_host(entry.clone_url, services.github.git_host)
     # Taken right before the fetch (valid for minutes at least); the callback renews it if
@@ -151,6 +160,7 @@ async def _run_engine(services: Services, entry: CodebaseEntry, trigger: str) ->
         email_mode=services.settings.email_mode,
         trigger=trigger,
         callbacks=callbacks,
+        still_owner=lease.held,
     )
     log.info(
         "codebase %s (%s): +%d -%d commits in %d ms",

@@ -1,0 +1,124 @@
+"""Readers see only committed state: documents are published after the run's manifest is
+committed, and a document that a failed or superseded run left behind is written again.
+
+Storage faults are a local folder that refuses one kind of write; the lost lock is another job's
+token put in the lock's place mid-run (tests/support/jobs.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract import layout
+from contract.redis_keys import codebase_lock_key
+from contract.storage import StorageError
+from contract.storage.local import LocalStorage
+from tests.support.documents import read_documents, without_run_timestamps
+from tests.support.gitrepos import GitRepo
+from tests.support.jobs import HookedStorage, Org
+from worker.engine.pipeline import analyze_codebase
+
+CODEBASE = 1
+
+
+class RefusingStorage(LocalStorage):
+    """A local folder whose writes to keys ending in `suffix` fail `times` times."""
+
+    def __init__(self, root: Path, suffix: str, times: int = 1) -> None:
+        super().__init__(root)
+        self.suffix, self.times = suffix, times
+
+    def _refuse(self, key: str) -> None:
+        if key.endswith(self.suffix) and self.times > 0:
+            self.times -= 1
+            raise StorageError(f"injected: writing {key} failed")
+
+    async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
+        self._refuse(key)
+        return await super().put(key, data, content_type)
+
+    async def put_if(
+        self, key: str, data: bytes, etag: str | None, content_type: str = "application/json"
+    ) -> str:
+        self._refuse(key)
+        return await super().put_if(key, data, etag, content_type)
+
+
+async def analyze(repo: GitRepo, storage: LocalStorage, work: Path) -> None:
+    await analyze_codebase(str(repo.path), storage, CODEBASE, work)
+
+
+async def assert_equals_a_fresh_run(repo: GitRepo, storage: LocalStorage, tmp_path: Path) -> None:
+    """Every exported document as a fresh run writes it (the status keeps the failure's record)."""
+    fresh = LocalStorage(tmp_path / "fresh")
+    await analyze(repo, fresh, tmp_path / "fresh-work")
+    ours = without_run_timestamps(await read_documents(storage, CODEBASE))
+    theirs = without_run_timestamps(await read_documents(fresh, CODEBASE))
+    assert ours.pop("status")["refs"] == theirs.pop("status")["refs"]
+    assert ours == theirs
+
+
+async def overview_bytes(storage: LocalStorage) -> bytes:
+    stored = await storage.get(layout.codebase_document(CODEBASE, "overview"))
+    assert stored is not None
+    return stored.data
+
+
+async def test_a_run_that_cannot_commit_publishes_nothing(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    kept = git_repo.head()
+    storage = RefusingStorage(tmp_path / "storage", "manifest.json", times=0)
+    await analyze(git_repo, storage, tmp_path / "work")
+    before = await overview_bytes(storage)
+
+    git_repo.commit({"b.py": "b = 2\n" * 50})
+    storage.times = 1  # the manifest write of the next run fails: it never commits
+    with pytest.raises(StorageError, match="injected"):
+        await analyze(git_repo, storage, tmp_path / "work")
+    assert await overview_bytes(storage) == before  # readers never saw the uncommitted commit
+
+    git_repo.reset_branch("main", kept)  # and the commit is force-pushed away
+    await analyze(git_repo, storage, tmp_path / "work")
+    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)
+
+
+async def test_a_document_not_written_after_the_commit_is_written_by_the_next_run(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    storage = RefusingStorage(tmp_path / "storage", "overview.json", times=0)
+    await analyze(git_repo, storage, tmp_path / "work")
+
+    git_repo.commit({"b.py": "b = 2\n"})
+    storage.times = 1
+    with pytest.raises(StorageError, match="injected"):
+        await analyze(git_repo, storage, tmp_path / "work")
+    await analyze(git_repo, storage, tmp_path / "work")  # nothing new to extract
+    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)
+
+
+async def test_a_run_that_lost_its_lock_writes_nothing(synced: Org, tmp_path: Path) -> None:
+    org = synced
+    before = await org.document(0, "overview")
+    manifest = await org.storage.get(layout.manifest(org.id(0)))
+
+    async def another_job_takes_the_lock() -> None:
+        # As if this job stalled past the lock's TTL and another took the codebase.
+        await org.redis.set(codebase_lock_key(org.id(0)), "another-job", px=600_000)
+
+    org.repos[0].commit({"late.py": "late\n"})
+    hooked = HookedStorage(tmp_path / "storage", "aggregate", another_job_takes_the_lock)
+    await org.push(0)
+    await org.run_worker(hooked, max_burst_jobs=1)
+
+    assert await org.document(0, "overview") == before
+    assert await org.storage.get(layout.manifest(org.id(0))) == manifest
+    assert (await org.status(0)).state.value == "running"  # the status stays the owner's
+
+    await org.redis.delete(codebase_lock_key(org.id(0)))  # the other job is done
+    await org.run_worker()
+    assert (await org.overview(0)).total_commits == before["total_commits"] + 1
