@@ -175,6 +175,8 @@ class Status(Document):
     last_run: LastRun | None = None
     last_success_at: datetime | None = None
     last_error: LastError | None = None
+    # What the last successful run counted at a limit (dates clamped, ...), one sentence each.
+    notices: list[str] = []
     refs: dict[str, str] = {}
     updated_at: datetime
 

@@ -137,7 +137,10 @@ def _run_git(
 
 
 def git_date(date: str | datetime) -> str:
-    """An aware ISO 8601 date as git's unambiguous raw form `@<epoch> +hhmm`."""
+    """An aware ISO 8601 date as git's unambiguous raw form `@<epoch> +hhmm`; a date already in
+    that form (one Python cannot represent, such as the year 10000) as it is."""
+    if isinstance(date, str) and date.startswith("@"):
+        return date
     dt = datetime.fromisoformat(date) if isinstance(date, str) else date
     offset = dt.utcoffset()
     if offset is None:

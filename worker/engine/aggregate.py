@@ -16,6 +16,8 @@ import duckdb
 import pyarrow as pa
 import pygit2
 
+from worker.engine.extract import EARLIEST_TIME, LATEST_TIME
+
 
 @dataclass(frozen=True)
 class Totals:
@@ -28,6 +30,8 @@ class Totals:
     deletion_bytes: int
     first_commit_at: datetime | None
     last_commit_at: datetime | None
+    # Commits whose author date git records outside the years 1 to 9999 (stored clamped).
+    clamped_dates: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,14 +132,25 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
                    coalesce(sum(deletions_lines), 0)::BIGINT,
                    coalesce(sum(addition_bytes), 0)::BIGINT,
                    coalesce(sum(deletion_bytes), 0)::BIGINT,
-                   min(author_time), max(author_time)
+                   min(author_time), max(author_time),
+                   count(*) FILTER (WHERE author_time NOT BETWEEN ? AND ?)
             FROM commits c JOIN identities i USING (author_name, author_email)
-            """
+            """,
+            [EARLIEST_TIME + 1, LATEST_TIME - 1],
         ).fetchone()
         assert row is not None
-        commits, merges, people, adds, dels, add_bytes, del_bytes, first, last = row
+        commits, merges, people, adds, dels, add_bytes, del_bytes, first, last, clamped = row
         totals = Totals(
-            commits, merges, people, adds, dels, add_bytes, del_bytes, _utc(first), _utc(last)
+            commits,
+            merges,
+            people,
+            adds,
+            dels,
+            add_bytes,
+            del_bytes,
+            _utc(first),
+            _utc(last),
+            clamped,
         )
         weekly = _records(con, _SERIES.format(unit="week"))
         monthly = _records(con, _SERIES.format(unit="month"))

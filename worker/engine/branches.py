@@ -16,6 +16,7 @@ from pygit2.enums import SortMode
 
 from contract.documents import Branch
 from worker.engine.aggregate import map_identity
+from worker.engine.extract import clamp_time
 
 STALE_AFTER = timedelta(days=90)
 # Past this many commits ahead, an update walk would cost about what a fresh count costs.
@@ -97,7 +98,7 @@ def describe_branches(
             author.raw_name.decode("utf-8", "replace"),
             author.raw_email.decode("utf-8", "replace"),
         )
-        last = datetime.fromtimestamp(author.time, UTC)
+        last = datetime.fromtimestamp(clamp_time(author.time), UTC)
         if default_head is None:
             ahead = behind = 0
             merged = False

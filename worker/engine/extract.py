@@ -11,6 +11,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import pyarrow as pa
@@ -20,6 +21,18 @@ from pygit2.enums import DeltaStatus
 # Below this many commits a process pool costs more to start than it saves.
 POOL_THRESHOLD = 400
 CHUNK_SIZE = 200
+
+# Every document's dates are Python datetimes, which span the years 1 to 9999; git accepts
+# dates beyond (`fsck --strict` too). Such a date is stored at the nearest end of that span, and
+# the aggregates count the commits so clamped.
+EARLIEST_TIME = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+LATEST_TIME = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
+def clamp_time(seconds: int) -> int:
+    """A git timestamp within the span every document can show."""
+    return min(max(seconds, EARLIEST_TIME), LATEST_TIME)
+
 
 COMMITS_SCHEMA = pa.schema(
     [
@@ -169,11 +182,11 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
     c["is_merge"].append(len(parents) > 1)
     c["author_name"].append(_text(author.raw_name))
     c["author_email"].append(_text(author.raw_email))
-    c["author_time"].append(author.time)
+    c["author_time"].append(clamp_time(author.time))
     c["author_offset"].append(author.offset)
     c["committer_name"].append(_text(committer.raw_name))
     c["committer_email"].append(_text(committer.raw_email))
-    c["committer_time"].append(committer.time)
+    c["committer_time"].append(clamp_time(committer.time))
     c["committer_offset"].append(committer.offset)
     c["files_changed"].append(files)
     c["additions_lines"].append(adds)

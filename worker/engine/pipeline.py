@@ -69,6 +69,8 @@ class RunResult:
     # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
     # whatever EMAIL_MODE lets the documents show.
     contributor_keys: list[str] = field(default_factory=list)
+    # What the run counted at a limit, for the status (Status.notices).
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -148,6 +150,7 @@ async def analyze_codebase(
             last_run=LastRun(trigger=trigger, started_at=started),
             last_success_at=previous.last_success_at if previous else None,
             last_error=previous.last_error if previous else None,
+            notices=previous.notices if previous else [],
             refs=previous.refs if previous else {},
             updated_at=started,
         ),
@@ -207,6 +210,7 @@ async def analyze_codebase(
             commits_added=result.commits_added,
             commits_removed=result.commits_removed,
         ),
+        notices=result.notices,
     )
     return result
 
@@ -284,7 +288,19 @@ async def _run_phases(run: _Run) -> RunResult:
         contributor_keys=sorted(
             hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
         ),
+        notices=_notices(aggregates),
     )
+
+
+def _notices(aggregates: Aggregates) -> list[str]:
+    clamped = aggregates.totals.clamped_dates
+    if not clamped:
+        return []
+    commits = "1 commit has" if clamped == 1 else f"{clamped} commits have"
+    return [
+        f"{commits} an author date outside the years 1 to 9999: counted at the nearest end "
+        "of that span"
+    ]
 
 
 async def fetch(run: _Run) -> _Source:
