@@ -10,9 +10,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from arq.constants import job_key_prefix
 from pydantic import BaseModel
 
-from contract.redis_keys import generation_key
+from contract.redis_keys import generation_key, queued_sync_key
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -28,6 +29,9 @@ RECONCILE = "reconcile"
 
 # Delivery ids are remembered for longer than GitHub lets a delivery be redelivered by hand.
 DELIVERY_TTL_S = 5 * 24 * 3600
+# The pointer to a queued sync job is checked against arq's own job key before it is trusted;
+# it expires only so that nothing is left behind.
+QUEUED_SYNC_TTL_S = 24 * 3600
 
 
 class Account(BaseModel):
@@ -100,19 +104,45 @@ def sync_job_id(codebase_id: int, generation: int) -> str:
 
 
 async def enqueue_sync(redis: ArqRedis, request: SyncRequest) -> tuple[int, str]:
-    """Enqueue a sync of `request`'s codebase under a new generation: (generation, job id).
+    """Ask for a sync of `request`'s codebase: (the new generation, the id of the job that will
+    cover it).
 
-    The generation is bumped first, so a sync already queued or running is never in the way: a
-    run covers every generation bumped before it started, and a later one gets a job of its own.
+    Pushes coalesce: while a sync job of the codebase is queued and has not started, a push only
+    bumps the generation and joins that job, which reads the generation when it starts. A job
+    that started (it holds the codebase's lock) covers what was bumped before it read it, and a
+    later push gets a job of its own. A pointer to a job that no longer exists is ignored.
     """
     codebase_id = request.codebase_id
+    generation = int(await redis.incr(generation_key(codebase_id)))
+    queued = await redis.get(queued_sync_key(codebase_id))
+    if queued is not None and await redis.exists(job_key_prefix + queued.decode()):
+        return generation, queued.decode()
     while True:
-        generation = int(await redis.incr(generation_key(codebase_id)))
+        job_id = sync_job_id(codebase_id, generation)
+        await redis.set(queued_sync_key(codebase_id), job_id, ex=QUEUED_SYNC_TTL_S)
         job = await redis.enqueue_job(
             SYNC_CODEBASE,
             request.model_copy(update={"generation": generation}).model_dump(mode="json"),
-            _job_id=sync_job_id(codebase_id, generation),
+            _job_id=job_id,
         )
         if job is not None:
-            return generation, job.job_id
+            return generation, job_id
         # Taken only if the counter went back (Redis lost it) while an old job is still stored.
+        generation = int(await redis.incr(generation_key(codebase_id)))
+
+
+async def sync_started(redis: ArqRedis, request: SyncRequest) -> None:
+    """Called by a sync job once it holds the codebase (or found its push covered): from now on
+    a push needs a job of its own. Leaves the pointer alone if it names another job."""
+    await redis.eval(  # type: ignore[misc]
+        _DELETE_IF_EQUAL,
+        1,
+        queued_sync_key(request.codebase_id),
+        sync_job_id(request.codebase_id, request.generation),
+    )
+
+
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -17,6 +17,11 @@ def generation_key(codebase_id: int) -> str:
     return f"{PREFIX}generation:{codebase_id}"
 
 
+def queued_sync_key(codebase_id: int) -> str:
+    """The id of the codebase's sync job that is queued and has not started: pushes join it."""
+    return f"{PREFIX}queued-sync:{codebase_id}"
+
+
 def synced_key(codebase_id: int) -> str:
     """The highest generation a finished run has covered."""
     return f"{PREFIX}synced:{codebase_id}"

@@ -27,7 +27,9 @@ from contract.jobs import (
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,
     SYNC_CODEBASE,
+    SyncRequest,
     sync_job_id,
+    sync_started,
 )
 from contract.redis_keys import delivery_key, generation_key
 from contract.settings import Settings
@@ -170,16 +172,43 @@ async def test_branch_push_enqueues_a_sync(
     assert await client.app[REDIS].get(generation_key(8001)) == b"1"
 
 
-async def test_push_while_a_sync_is_queued_gets_a_job_of_its_own(
+async def test_pushes_join_the_sync_that_is_queued(
     client: TestClient[web.Request, web.Application],
 ) -> None:
     first = await deliver(client, "push", push_payload())
     second = await deliver(client, "push", push_payload("refs/heads/other", forced=True))
 
     assert (first.status, second.status) == (202, 202)
-    jobs = await queued(client)
-    assert calls(jobs) == [(SYNC_CODEBASE, sync_args(1)), (SYNC_CODEBASE, sync_args(2))]
-    assert {job.job_id for job in jobs} == {sync_job_id(8001, 1), sync_job_id(8001, 2)}
+    assert (await first.json())["jobs"] == (await second.json())["jobs"] == [sync_job_id(8001, 1)]
+    assert calls(await queued(client)) == [(SYNC_CODEBASE, sync_args(1))]
+    assert await client.app[REDIS].get(generation_key(8001)) == b"2"  # the job reads it
+
+
+async def test_a_push_after_the_sync_started_gets_a_job_of_its_own(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    await deliver(client, "push", push_payload())
+    (job,) = await queued(client)
+    await sync_started(client.app[REDIS], SyncRequest.model_validate(job.args[0]))
+
+    second = await deliver(client, "push", push_payload())
+
+    assert (await second.json())["jobs"] == [sync_job_id(8001, 2)]
+    assert calls(await queued(client)) == [
+        (SYNC_CODEBASE, sync_args(1)),
+        (SYNC_CODEBASE, sync_args(2)),
+    ]
+
+
+async def test_a_pointer_to_a_job_that_is_gone_is_ignored(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    await deliver(client, "push", push_payload())
+    await client.app[REDIS].delete(f"arq:job:{sync_job_id(8001, 1)}")  # lost with no trace
+
+    second = await deliver(client, "push", push_payload())
+
+    assert (await second.json())["jobs"] == [sync_job_id(8001, 2)]
 
 
 INSTALLATION_JOB = {"installation_id": 7001, "account": JOB_ACCOUNT}

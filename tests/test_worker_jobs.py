@@ -122,15 +122,17 @@ async def test_a_push_updates_only_its_codebase_and_the_org_totals(synced: Org) 
     assert len(listing.codebases) == 3
 
 
-async def test_a_job_for_a_covered_push_does_not_fetch(synced: Org) -> None:
+async def test_pushes_before_the_sync_starts_join_its_job(synced: Org) -> None:
     org = synced
     org.repos[0].commit({"one.py": "1\n"})
     first = await org.push(0)
-    second = await org.push(0)  # both arrive before the worker runs: one run covers both
-    await org.run_worker()
-    results = [(await org.result(job)).result for job in (first, second)]
-    assert results[0]["runs"] == 1
-    assert results[1] == {"codebase_id": org.id(0), "skipped": "covered by an earlier run"}
+    org.repos[0].commit({"two.py": "2\n"})
+    second = await org.push(0)  # both arrive before the worker runs: one job, one run
+    assert second == first
+    worker = await org.run_worker()
+    assert worker.jobs_complete == 1
+    assert (await org.result(first)).result["runs"] == 1
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)
 
 
 async def test_purge_removes_everything_of_the_codebase(synced: Org, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from arq.connections import ArqRedis
 
 from contract import layout, registry
 from contract.documents import Overview, RunState
-from contract.jobs import SyncRequest
+from contract.jobs import SyncRequest, sync_started
 from contract.redis_keys import failures_key, generation_key, purged_key, synced_key
 from contract.registry import CodebaseEntry
 from contract.storage import StorageError
@@ -57,9 +57,12 @@ async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
     services = Services.of(ctx)
     cid = req.codebase_id
     if req.generation and await _synced(services.redis, cid) >= req.generation:
+        await sync_started(services.redis, req)
         return {"codebase_id": cid, "skipped": "covered by an earlier run"}
     try:
         async with codebase_lock(services.redis, cid) as lease:
+            # Before the generation is read: a push from now on gets a job of its own.
+            await sync_started(services.redis, req)
             return await _sync_locked(services, req, lease)
     except CodebaseBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
