@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     email_mode: EmailMode = EmailMode.HASH
     port: int = 8080
     access_log: bool = False
+    # GitHub gives up on a delivery after 10 s: a body slower than that is not GitHub's.
+    webhook_read_timeout_s: float = Field(default=10.0, gt=0)
     work_dir: Path = Field(default_factory=_default_work_dir)
     worker_concurrency: int = Field(default=3, ge=1)
     # The read API never loads a stored document larger than this into memory.

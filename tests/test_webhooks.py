@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -497,6 +498,58 @@ async def test_body_over_25_mib_is_413(
     response = await client.post(URL, data=data, headers=headers)
 
     assert response.status == 413
+    assert await queued(client) == []
+
+
+async def raw_post(
+    client: TestClient[web.Request, web.Application], headers: dict[str, str], sent: bytes
+) -> int:
+    """POST on a connection of its own that sends `headers` and only `sent` of the body, then
+    waits for the answer; its status. The body announced is always more than `sent`."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    lines = [f"POST {URL} HTTP/1.1", f"Host: {client.host}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + sent)
+    await writer.drain()
+    try:
+        # Generous: the answer is due at once (or after the read deadline set by the test).
+        async with asyncio.timeout(10):
+            status_line = await reader.readline()
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_headers_are_checked_before_the_body_is_read(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    body = json.dumps(push_payload()).encode()
+    headers = {**delivery_headers("push", body), "Content-Length": str(len(body) + 1000)}
+    del headers["X-GitHub-Event"]
+
+    assert await raw_post(client, headers, body[:10]) == 400
+    assert await queued(client) == []
+
+
+async def test_an_announced_body_over_25_mib_is_refused_before_reading(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    headers = {**delivery_headers("push", b"{}"), "Content-Length": str(MAX_BODY + 1)}
+
+    assert await raw_post(client, headers, b"{") == 413
+
+
+async def test_a_body_that_stalls_is_refused_after_the_read_deadline(
+    aiohttp_client: AiohttpClient, redis_flushed: str, tmp_path: Path
+) -> None:
+    settings = webhook_settings(redis_flushed, tmp_path).model_copy(
+        update={"webhook_read_timeout_s": 0.2}
+    )
+    client = await aiohttp_client(create_app(settings))
+    body = json.dumps(push_payload()).encode()
+    headers = {**delivery_headers("push", body), "Content-Length": str(len(body))}
+
+    assert await raw_post(client, headers, body[:-1]) == 408
     assert await queued(client) == []
 
 

@@ -89,13 +89,19 @@ class RepositoryPayload(BaseModel):
         )
 
 
-def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> sansio.Event:
-    """The event GitHub signed with `secret`, or DeliveryRejected (400 or 401)."""
+def check_headers(headers: Mapping[str, str]) -> None:
+    """DeliveryRejected (400 or 401) unless the headers are a GitHub delivery's: checked before
+    the body is read, so that a request that cannot be one costs nothing to refuse."""
     if not headers.get("X-GitHub-Event") or not headers.get("X-GitHub-Delivery"):
         raise DeliveryRejected(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
     # gidgethub falls back to the SHA-1 header, and takes "sha1=" in the SHA-256 one: refuse both.
     if not headers.get("X-Hub-Signature-256", "").startswith("sha256="):
         raise DeliveryRejected(401, "missing X-Hub-Signature-256 (HMAC-SHA256) signature")
+
+
+def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> sansio.Event:
+    """The event GitHub signed with `secret`, or DeliveryRejected (400 or 401)."""
+    check_headers(headers)
     try:
         event = sansio.Event.from_http(headers, body, secret=secret)
     except ValidationFailure as exc:
@@ -105,6 +111,21 @@ def verify_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> san
     if not isinstance(event.data, dict):
         raise DeliveryRejected(400, "body is not a JSON object")
     return event
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The body, refused (413) past the size GitHub sends at most, as announced or as read, and
+    (408) when it does not arrive within the deadline: a slow sender holds no handler long."""
+    limit = request.client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise DeliveryRejected(413, f"body over {limit} bytes")
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].webhook_read_timeout_s):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise DeliveryRejected(413, f"body over {limit} bytes") from None
+    except TimeoutError:
+        raise DeliveryRejected(408, "the body did not arrive in time") from None
 
 
 def _answer(status: int, delivery_id: str | None, result: str, **extra: Any) -> web.Response:
@@ -124,10 +145,11 @@ async def receive_delivery(request: web.Request) -> web.Response:
             "GITHUB_WEBHOOK_SECRET is unset or too short: no delivery can be verified",
         )
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        log.warning("delivery %s refused: body over %d bytes", delivery_id, request.client_max_size)
-        return _answer(413, delivery_id, f"body over {request.client_max_size} bytes")
+        check_headers(request.headers)
+        body = await _read_body(request)
+    except DeliveryRejected as exc:
+        log.warning("delivery %s refused (%d): %s", delivery_id, exc.status, exc.reason)
+        return _answer(exc.status, delivery_id, exc.reason)
     try:
         event = verify_delivery(request.headers, body, secret.get_secret_value())
     except DeliveryRejected as exc:
