@@ -28,6 +28,22 @@ _GONE = (
 
 
 @dataclass(frozen=True)
+class NetworkTimeouts:
+    """How long git waits to connect to a server, and for each read or write once connected.
+
+    libgit2 waits forever by default: a server that stops answering would hold a worker's thread
+    for good. The settings are process-wide in libgit2, so every network operation sets them.
+    """
+
+    connect_s: float = 15.0
+    io_s: float = 120.0
+
+    def apply(self) -> None:
+        pygit2.settings.server_connect_timeout = int(self.connect_s * 1000)
+        pygit2.settings.server_timeout = int(self.io_s * 1000)
+
+
+@dataclass(frozen=True)
 class FetchedRepository:
     path: Path
     branches: dict[str, str]  # branch name -> head sha
@@ -56,6 +72,7 @@ def fetch_source(
     source: str,
     mirror: Path,
     callbacks: pygit2.RemoteCallbacks | None = None,
+    timeouts: NetworkTimeouts = NetworkTimeouts(),
 ) -> FetchedRepository:
     """Clone `source` into `mirror` (a bare repository) or update it: every branch, pruned.
 
@@ -64,6 +81,7 @@ def fetch_source(
     url = resolve_source(source)
     if not is_url(url):
         return _mirror_local(Path(url), mirror)
+    timeouts.apply()
     repo = _open_mirror(mirror, url)
     if repo is None:
         mirror.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +166,13 @@ def _fetch(
 
 
 def list_remote_branches(
-    url: str, scratch: Path, callbacks: pygit2.RemoteCallbacks | None = None
+    url: str,
+    scratch: Path,
+    callbacks: pygit2.RemoteCallbacks | None = None,
+    timeouts: NetworkTimeouts = NetworkTimeouts(),
 ) -> dict[str, str]:
     """`git ls-remote --heads url`: branch name → sha, without fetching anything."""
+    timeouts.apply()
     repo = pygit2.Repository(str(scratch))
     remote = repo.remotes.create_anonymous(url)
     try:
