@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pygit2
 
-from worker.engine.extract import EARLIEST_TIME, LATEST_TIME
+from worker.engine.extract import EARLIEST_TIME, LATEST_TIME, MAX_IDENTITY_CHARS, SHORTENED
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Totals:
     last_commit_at: datetime | None
     # Commits whose author date git records outside the years 1 to 9999 (stored clamped).
     clamped_dates: int = 0
+    # Authors (as recorded) whose name or email was over MAX_IDENTITY_CHARS (stored shortened).
+    shortened_identities: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,24 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
                    coalesce(sum(addition_bytes), 0)::BIGINT,
                    coalesce(sum(deletion_bytes), 0)::BIGINT,
                    min(author_time), max(author_time),
-                   count(*) FILTER (WHERE author_time NOT BETWEEN ? AND ?)
+                   count(*) FILTER (WHERE author_time NOT BETWEEN ? AND ?),
+                   count(DISTINCT (author_name, author_email)) FILTER (
+                       WHERE length(author_name) = ? AND ends_with(author_name, ?)
+                          OR length(author_email) = ? AND ends_with(author_email, ?))
             FROM commits c JOIN identities i USING (author_name, author_email)
             """,
-            [EARLIEST_TIME + 1, LATEST_TIME - 1],
+            [
+                EARLIEST_TIME + 1,
+                LATEST_TIME - 1,
+                MAX_IDENTITY_CHARS,
+                SHORTENED,
+                MAX_IDENTITY_CHARS,
+                SHORTENED,
+            ],
         ).fetchone()
         assert row is not None
-        commits, merges, people, adds, dels, add_bytes, del_bytes, first, last, clamped = row
+        (commits, merges, people, adds, dels, add_bytes, del_bytes, first, last, clamped) = row[:10]
+        shortened = row[10]
         totals = Totals(
             commits,
             merges,
@@ -151,6 +164,7 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
             _utc(first),
             _utc(last),
             clamped,
+            shortened,
         )
         weekly = _records(con, _SERIES.format(unit="week"))
         monthly = _records(con, _SERIES.format(unit="month"))

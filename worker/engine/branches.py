@@ -16,9 +16,13 @@ from pygit2.enums import SortMode
 
 from contract.documents import Branch
 from worker.engine.aggregate import map_identity
-from worker.engine.extract import clamp_time
+from worker.engine.extract import clamp_time, identity_text
 
 STALE_AFTER = timedelta(days=90)
+# Branches described in full (ahead/behind walks them): the default one and the most recently
+# committed others. Past it a repository's branch count still counts; a thousandfold more
+# branches would otherwise cost a thousandfold the walks on every run.
+MAX_DESCRIBED_BRANCHES = 1_000
 # Past this many commits ahead, an update walk would cost about what a fresh count costs.
 INCREMENTAL_AHEAD_LIMIT = 50_000
 
@@ -83,20 +87,23 @@ def describe_branches(
     now: datetime,
     known: dict[str, Divergence],
     new_commits: frozenset[str] = frozenset(),
+    limit: int = MAX_DESCRIBED_BRANCHES,
 ) -> tuple[list[Branch], dict[str, Divergence]]:
-    """Every branch, the default one first, then by name; and the counts to keep for next time."""
+    """The branches described (every one, up to `limit`: then the default one and the most
+    recently committed), the default one first, then by name; and the counts to keep."""
     default_head = heads.get(default_branch) if default_branch else None
     result: list[Branch] = []
     kept: dict[str, Divergence] = {}
-    for name in sorted(heads, key=lambda n: (n != default_branch, n)):
+    described = _most_recent(repo, heads, default_branch, limit)
+    for name in sorted(described, key=lambda n: (n != default_branch, n)):
         head = heads[name]
         commit = repo[head]
         assert isinstance(commit, pygit2.Commit)
         author = commit.author
         author_name, _ = map_identity(
             mailmap,
-            author.raw_name.decode("utf-8", "replace"),
-            author.raw_email.decode("utf-8", "replace"),
+            identity_text(author.raw_name),
+            identity_text(author.raw_email),
         )
         last = datetime.fromtimestamp(clamp_time(author.time), UTC)
         if default_head is None:
@@ -122,3 +129,17 @@ def describe_branches(
             )
         )
     return result, kept
+
+
+def _most_recent(
+    repo: pygit2.Repository, heads: dict[str, str], default_branch: str | None, limit: int
+) -> list[str]:
+    if len(heads) <= limit:
+        return list(heads)
+
+    def recency(name: str) -> tuple[bool, int, str]:
+        commit = repo[heads[name]]
+        assert isinstance(commit, pygit2.Commit)
+        return (name != default_branch, -commit.author.time, name)
+
+    return sorted(heads, key=recency)[:limit]

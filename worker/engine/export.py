@@ -37,7 +37,8 @@ class CodebaseFacts:
     head_sha: str | None
     aggregates: Aggregates
     snapshot: SnapshotSummary
-    branches: list[Branch]
+    branches: list[Branch]  # those described (MAX_DESCRIBED_BRANCHES at most)
+    total_branches: int
 
 
 def _share(part: int, whole: int) -> float:
@@ -58,7 +59,7 @@ def build_documents(
         total_commits=totals.commits,
         merge_commits=totals.merges,
         total_contributors=totals.contributors,
-        total_branches=len(facts.branches),
+        total_branches=facts.total_branches,
         additions_lines=totals.additions_lines,
         deletions_lines=totals.deletions_lines,
         addition_bytes=totals.addition_bytes,
@@ -82,7 +83,7 @@ def build_documents(
     branches = Branches(
         codebase_id=facts.codebase_id,
         default_branch=facts.default_branch,
-        total_branches=len(facts.branches),
+        total_branches=facts.total_branches,
         branches=facts.branches,
         generated_at=now,
     )

@@ -29,6 +29,11 @@ EARLIEST_TIME = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
 LATEST_TIME = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
+# Names and emails longer than this are shortened to it, the last character being SHORTENED.
+MAX_IDENTITY_CHARS = 256
+SHORTENED = "\u2026"
+
+
 def clamp_time(seconds: int) -> int:
     """A git timestamp within the span every document can show."""
     return min(max(seconds, EARLIEST_TIME), LATEST_TIME)
@@ -124,6 +129,16 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def identity_text(raw: bytes) -> str:
+    """An author's or committer's name or email as text, shortened past MAX_IDENTITY_CHARS (git
+    takes any length: a 5 MB name would be copied into every document that names the person)."""
+    # Enough bytes for one character more than the cap, whatever their width: no more is decoded.
+    text = _text(raw[: (MAX_IDENTITY_CHARS + 1) * 4])
+    if len(text) <= MAX_IDENTITY_CHARS:
+        return text
+    return text[: MAX_IDENTITY_CHARS - 1] + SHORTENED
+
+
 class _Batch:
     """Column buffers for one batch of commits."""
 
@@ -180,12 +195,12 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
     c["sha"].append(sha)
     c["parents"].append([str(p) for p in parents])
     c["is_merge"].append(len(parents) > 1)
-    c["author_name"].append(_text(author.raw_name))
-    c["author_email"].append(_text(author.raw_email))
+    c["author_name"].append(identity_text(author.raw_name))
+    c["author_email"].append(identity_text(author.raw_email))
     c["author_time"].append(clamp_time(author.time))
     c["author_offset"].append(author.offset)
-    c["committer_name"].append(_text(committer.raw_name))
-    c["committer_email"].append(_text(committer.raw_email))
+    c["committer_name"].append(identity_text(committer.raw_name))
+    c["committer_email"].append(identity_text(committer.raw_email))
     c["committer_time"].append(clamp_time(committer.time))
     c["committer_offset"].append(committer.offset)
     c["files_changed"].append(files)

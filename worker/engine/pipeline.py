@@ -36,7 +36,7 @@ from worker.engine.aggregate import aggregate as aggregate_commits
 from worker.engine.branches import Divergence, describe_branches
 from worker.engine.errors import RunSuperseded, redact
 from worker.engine.export import CodebaseFacts, build_documents, publish_documents
-from worker.engine.extract import extract_new_commits
+from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits
 from worker.engine.fetch import FetchedRepository, fetch_source
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
@@ -288,19 +288,30 @@ async def _run_phases(run: _Run) -> RunResult:
         contributor_keys=sorted(
             hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
         ),
-        notices=_notices(aggregates),
+        notices=_notices(aggregates, len(branch_facts), len(source.heads)),
     )
 
 
-def _notices(aggregates: Aggregates) -> list[str]:
-    clamped = aggregates.totals.clamped_dates
-    if not clamped:
-        return []
-    commits = "1 commit has" if clamped == 1 else f"{clamped} commits have"
-    return [
-        f"{commits} an author date outside the years 1 to 9999: counted at the nearest end "
-        "of that span"
-    ]
+def _notices(aggregates: Aggregates, described: int, branches: int) -> list[str]:
+    """What the run counted at a limit, one sentence each."""
+    notices = []
+    if clamped := aggregates.totals.clamped_dates:
+        commits = "1 commit has" if clamped == 1 else f"{clamped} commits have"
+        notices.append(
+            f"{commits} an author date outside the years 1 to 9999: counted at the nearest end "
+            "of that span"
+        )
+    if shortened := aggregates.totals.shortened_identities:
+        people = "1 author has" if shortened == 1 else f"{shortened} authors have"
+        notices.append(
+            f"{people} a name or email over {MAX_IDENTITY_CHARS} characters: shortened to it"
+        )
+    if described < branches:
+        notices.append(
+            f"{branches} branches: the branches document describes the default one and the "
+            f"{described - 1} most recently committed others"
+        )
+    return notices
 
 
 async def fetch(run: _Run) -> _Source:
@@ -456,6 +467,7 @@ async def export(
         aggregates=aggregates,
         snapshot=snapshots.summarize_snapshot(table),
         branches=branch_facts,
+        total_branches=len(source.heads),
     )
     return build_documents(facts, run.email_mode, now)
 
