@@ -42,6 +42,11 @@ def codebase_lock_key(codebase_id: int) -> str:
     return f"{PREFIX}lock:codebase:{codebase_id}"
 
 
+def installation_lock_key(installation_id: int) -> str:
+    """Held by the one lifecycle job (register, suspend, purge) acting on the installation."""
+    return f"{PREFIX}lock:installation:{installation_id}"
+
+
 def worker_health_key(host: str) -> str:
     """arq's health record of the worker on `host`, which `arq --check` reads on that host."""
     return f"{PREFIX}worker-health:{host}"

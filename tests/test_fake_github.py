@@ -16,7 +16,7 @@ import pygit2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
+from gidgethub import BadRequest, GitHubBroken, HTTPException, RateLimitExceeded
 from gidgethub.aiohttp import GitHubAPI
 from gidgethub.apps import get_installation_access_token, get_jwt
 
@@ -191,6 +191,40 @@ async def test_unknown_installation_is_404(fake_github: FakeGitHub, gh: GitHubAP
             private_key=fake_github.private_key_pem,
         )
     assert caught.value.status_code == 404
+
+
+async def test_app_installations_suspension_and_removal(
+    fake_github: FakeGitHub, gh: GitHubAPI
+) -> None:
+    first, second = _org(fake_github), _org(fake_github, "other", ORG_ID + 1)
+    app_jwt = get_jwt(app_id=fake_github.app_id, private_key=fake_github.private_key_pem)
+    listed = [i async for i in gh.getiter("/app/installations?per_page=1", jwt=app_jwt)]
+    assert [(i["id"], i["account"]["login"]) for i in listed] == [
+        (first, "acme"),
+        (second, "other"),
+    ]
+
+    fake_github.suspend_installation(first)
+    assert (await gh.getitem(f"/app/installations/{first}", jwt=app_jwt))["suspended_at"]
+    with pytest.raises(HTTPException) as refused:
+        await get_installation_access_token(
+            gh,
+            installation_id=str(first),
+            app_id=fake_github.app_id,
+            private_key=fake_github.private_key_pem,
+        )
+    assert refused.value.status_code == 403
+    fake_github.suspend_installation(first, suspended=False)
+    assert (await gh.getitem(f"/app/installations/{first}", jwt=app_jwt))["suspended_at"] is None
+
+    fake_github.remove_installation(second)
+    with pytest.raises(HTTPException) as gone:
+        await gh.getitem(f"/app/installations/{second}", jwt=app_jwt)
+    assert gone.value.status_code == 404
+    token = fake_github.issue_token(first)["token"]
+    with pytest.raises(HTTPException) as not_a_jwt:
+        await gh.getitem("/app/installations", oauth_token=token)
+    assert not_a_jwt.value.status_code == 401
 
 
 async def test_token_lifetime_expiry_and_revocation() -> None:

@@ -138,6 +138,7 @@ async def test_pushes_before_the_sync_starts_join_its_job(synced: Org) -> None:
 async def test_purge_removes_everything_of_the_codebase(synced: Org, tmp_path: Path) -> None:
     org = synced
     gone = org.id(1)
+    org.fake.remove_repository(gone)
     await org.enqueue(PURGE_CODEBASE, {"codebase_id": gone, "account": ORG.model_dump()})
     await org.run_worker()
 
@@ -161,6 +162,7 @@ async def test_purge_removes_everything_of_the_codebase(synced: Org, tmp_path: P
 
 async def test_purging_the_installation_removes_the_org(synced: Org) -> None:
     org = synced
+    org.fake.remove_installation(org.installation_id)
     await org.enqueue(
         PURGE_INSTALLATION,
         {"installation_id": org.installation_id, "account": ORG.model_dump()},
@@ -292,6 +294,7 @@ async def test_refresh_follows_a_rename(synced: Org) -> None:
 async def test_a_suspended_installation_is_skipped_until_unsuspended(synced: Org) -> None:
     org = synced
     suspend = {"installation_id": org.installation_id, "account": ORG.model_dump()}
+    org.fake.suspend_installation(org.installation_id)
     await org.enqueue(SET_INSTALLATION_SUSPENDED, suspend | {"suspended": True})
     await org.run_worker()
     org.repos[0].commit({"while-suspended.py": "1\n"})
@@ -300,6 +303,7 @@ async def test_a_suspended_installation_is_skipped_until_unsuspended(synced: Org
     assert (await org.result(skipped)).result["skipped"] == "installation suspended"
     assert (await org.overview(0)).total_commits < git_commit_count(org.repos[0].path)
 
+    org.fake.suspend_installation(org.installation_id, suspended=False)
     await org.enqueue(SET_INSTALLATION_SUSPENDED, suspend | {"suspended": False})
     await org.run_worker()
     assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)

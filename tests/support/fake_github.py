@@ -3,8 +3,10 @@
 `FakeGitHub` serves, from a background thread with its own event loop (so it keeps
 answering while a test blocks, and other processes can reach it):
 
-- the App: `POST /app/installations/{id}/access_tokens`, authenticated by an RS256 JWT
-  checked against the fake's own key pair (`private_key_pem` is the App's private key);
+- the App: `POST /app/installations/{id}/access_tokens` (403 while the installation is
+  suspended), `GET /app/installations` (paginated) and `GET /app/installations/{id}`,
+  authenticated by an RS256 JWT checked against the fake's own key pair (`private_key_pem` is
+  the App's private key);
 - installation tokens: `GET /installation/repositories` (paginated, with a `Link`
   header), `GET /repos/{owner}/{repo}` and `GET /repositories/{id}`;
 - user tokens: `GET /user`, `GET /user/installations`,
@@ -127,6 +129,7 @@ class _Installation:
     permissions: dict[str, str]
     created_at: str
     repo_ids: list[int] = field(default_factory=list)
+    suspended_at: str | None = None
 
 
 @dataclass
@@ -336,6 +339,8 @@ class FakeGitHub:
         app.router.add_post(
             r"/app/installations/{installation_id:\d+}/access_tokens", self._access_tokens
         )
+        app.router.add_get("/app/installations", self._app_installations)
+        app.router.add_get(r"/app/installations/{installation_id:\d+}", self._app_installation)
         app.router.add_get("/installation/repositories", self._installation_repositories)
         app.router.add_get("/repos/{owner}/{repo}", self._get_repo)
         app.router.add_get(r"/repositories/{repo_id:\d+}", self._get_repo_by_id)
@@ -399,6 +404,21 @@ class FakeGitHub:
                 created_at=_now_iso(),
             )
             return installation_id
+
+    def suspend_installation(self, installation_id: int, suspended: bool = True) -> None:
+        """Suspend (or unsuspend) an installation: no token is issued for it while suspended."""
+        with self._lock:
+            installation = self._installation(installation_id)
+            installation.suspended_at = _now_iso() if suspended else None
+
+    def remove_installation(self, installation_id: int) -> None:
+        """Uninstall the App: the installation, its repositories and its tokens are gone."""
+        with self._lock:
+            installation = self._installations.pop(int(installation_id))
+            for rid in installation.repo_ids:
+                repo = self._repos.pop(rid)
+                for alias in [a for a, r in self._aliases.items() if r == repo.id]:
+                    del self._aliases[alias]
 
     def add_repository(
         self,
@@ -747,7 +767,7 @@ class FakeGitHub:
             "created_at": installation.created_at,
             "updated_at": installation.created_at,
             "single_file_name": None,
-            "suspended_at": None,
+            "suspended_at": installation.suspended_at,
             "suspended_by": None,
         }
 
@@ -1015,6 +1035,8 @@ class FakeGitHub:
                     "Not Found",
                     "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app",
                 )
+            if installation.suspended_at is not None:
+                raise _error(403, "This installation has been suspended")
             repo_ids: set[int] | None = None
             if "repositories" in options or "repository_ids" in options:
                 repo_ids = set()
@@ -1036,6 +1058,27 @@ class FakeGitHub:
                 raise _error(422, "The permissions requested are not granted to this installation.")
             body = self._issue(installation, repo_ids, permissions)
         return web.json_response(body, status=201)
+
+    def _require_app_jwt(self, request: web.Request) -> None:
+        auth: _Auth = request[_AUTH]
+        if auth.kind != APP_JWT:
+            raise _error(401, auth.error or "A JSON web token could not be decoded")
+
+    async def _app_installations(self, request: web.Request) -> web.Response:
+        self._require_app_jwt(request)
+        with self._lock:
+            items = [self._installation_json(i) for i in self._installations.values()]
+            page, headers = self._paginate(request, items)
+        return web.json_response(page, headers=headers)
+
+    async def _app_installation(self, request: web.Request) -> web.Response:
+        self._require_app_jwt(request)
+        with self._lock:
+            installation = self._installations.get(int(request.match_info["installation_id"]))
+            if installation is None:
+                raise _not_found()
+            body = self._installation_json(installation)
+        return web.json_response(body)
 
     async def _installation_repositories(self, request: web.Request) -> web.Response:
         auth = self._require_installation_token(

@@ -116,6 +116,23 @@ class GitHubRepository(RepositoryRef):
     owner: Account
 
 
+@dataclass(frozen=True)
+class Installation:
+    """An installation of the App as GitHub's API describes it."""
+
+    id: int
+    account: Account
+    suspended: bool
+
+
+def _installation(data: dict[str, Any]) -> Installation:
+    try:
+        account = Account(id=data["account"]["id"], login=data["account"]["login"])
+        return Installation(int(data["id"]), account, data.get("suspended_at") is not None)
+    except (KeyError, TypeError, ValueError, ValidationError):
+        raise GitHubUnavailable("GitHub answered an installation without id or account") from None
+
+
 def _repository(data: dict[str, Any], git_host: str) -> GitHubRepository:
     try:
         repo = GitHubRepository(
@@ -338,18 +355,10 @@ class GitHubApp:
         )
 
     async def _mint(self, installation_id: int) -> InstallationToken:
-        what = f"POST /app/installations/{installation_id}/access_tokens"
-        if self._app_id is None or self._private_key is None:
-            raise GitHubAccessLost(
-                "the GitHub App is not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY"
-            )
+        what = f"POST /app/installations/{int(installation_id)}/access_tokens"
+        jwt = self._jwt()
         try:
-            body = await gidgethub.apps.get_installation_access_token(
-                self._gh,
-                installation_id=str(installation_id),
-                app_id=self._app_id,
-                private_key=self._private_key,
-            )
+            body = await self._gh.post(what.removeprefix("POST "), data=b"", jwt=jwt)
             token = InstallationToken(body["token"], _parse_time(body["expires_at"]))
         except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise map_github_error(exc, what) from None
@@ -357,6 +366,31 @@ class GitHubApp:
             raise GitHubUnavailable(f"{what}: unexpected answer") from None
         log.info("new token for installation %s, expires %s", installation_id, token.expires_at)
         return token
+
+    def _jwt(self) -> str:
+        if self._app_id is None or self._private_key is None:
+            raise GitHubAccessLost(
+                "the GitHub App is not configured: set GITHUB_APP_ID and GITHUB_PRIVATE_KEY"
+            )
+        return gidgethub.apps.get_jwt(app_id=self._app_id, private_key=self._private_key)
+
+    async def list_installations(self) -> list[Installation]:
+        """Every installation of the App (all pages), as GitHub says now."""
+        what = "GET /app/installations"
+        try:
+            pages = self._gh.getiter("/app/installations?per_page=100", jwt=self._jwt())
+            return [_installation(item) async for item in pages]
+        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_github_error(exc, what) from None
+
+    async def get_installation(self, installation_id: int) -> Installation:
+        """Installation `installation_id` as GitHub says now; GitHubAccessLost if it is gone."""
+        what = f"GET /app/installations/{int(installation_id)}"
+        try:
+            data = await self._gh.getitem(what.removeprefix("GET "), jwt=self._jwt())
+        except (gidgethub.GitHubException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise map_github_error(exc, what) from None
+        return _installation(data)
 
     async def _as_installation(
         self, installation_id: int, what: str, call: Callable[[str], Awaitable[_T]]

@@ -23,6 +23,7 @@ from worker.jobs.context import (
     write_status,
 )
 from worker.jobs.github_app import GitHubAccessLost, GitHubRepository
+from worker.jobs.locks import LockBusy, installation_lock
 from worker.jobs.org_files import (
     merge_codebase_into_org,
     merge_codebases_into_org,
@@ -75,24 +76,11 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
     """Register an installation's repositories (all of them when none are named) and backfill."""
     req = RegisterRequest.model_validate(request)
     services = Services.of(ctx)
-    storage = services.storage
     try:
-        entries = []
-        for repo in await _repositories(services, req):
-            existing = await registry.read_entry(storage, repo.id)
-            await services.redis.delete(purged_key(repo.id))
-            entries.append(await register_entry(storage, req.installation_id, repo, existing))
-        for entry in entries:
-            if await pipeline.read_status(storage, entry.codebase_id) is None:
-                await write_status(storage, entry.codebase_id, RunState.QUEUED)
-        for org_id, org_login in {(e.org_id, e.org_login) for e in entries}:
-            await merge_codebases_into_org(
-                storage,
-                org_id,
-                org_login,
-                {e.codebase_id: pending_contribution(e) for e in entries if e.org_id == org_id},
-                keep_existing=True,
-            )
+        async with installation_lock(services.redis, req.installation_id):
+            entries = await _register(services, req)
+    except LockBusy:
+        raise Retry(defer=services.retry.lock_busy()) from None
     except PermanentSourceError as exc:
         log.warning("installation %s: cannot register: %s", req.installation_id, exc)
         return {"installation_id": req.installation_id, "failed": str(exc)}
@@ -103,6 +91,27 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
     for entry in entries:
         await enqueue_sync_of(services.redis, entry, "backfill")
     return {"installation_id": req.installation_id, "registered": len(entries)}
+
+
+async def _register(services: Services, req: RegisterRequest) -> list[CodebaseEntry]:
+    storage = services.storage
+    entries = []
+    for repo in await _repositories(services, req):
+        existing = await registry.read_entry(storage, repo.id)
+        await services.redis.delete(purged_key(repo.id))
+        entries.append(await register_entry(storage, req.installation_id, repo, existing))
+    for entry in entries:
+        if await pipeline.read_status(storage, entry.codebase_id) is None:
+            await write_status(storage, entry.codebase_id, RunState.QUEUED)
+    for org_id, org_login in {(e.org_id, e.org_login) for e in entries}:
+        await merge_codebases_into_org(
+            storage,
+            org_id,
+            org_login,
+            {e.codebase_id: pending_contribution(e) for e in entries if e.org_id == org_id},
+            keep_existing=True,
+        )
+    return entries
 
 
 async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -139,16 +148,35 @@ async def installation_entries(storage: Storage, installation_id: int) -> list[C
 async def set_installation_suspended(
     ctx: dict[str, Any], request: dict[str, Any]
 ) -> dict[str, Any]:
-    """Mark an installation's codebases (un)suspended; unsuspending catches up on missed pushes."""
+    """Mark an installation's codebases suspended or not, as GitHub says now (whichever of the
+    suspend and unsuspend webhooks came last); unsuspending catches up on missed pushes."""
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
-    entries = await installation_entries(services.storage, req.installation_id)
-    for entry in entries:
-        if entry.suspended != req.suspended:
-            updated = entry.model_copy(update={"suspended": req.suspended, "updated_at": now()})
-            await registry.write_entry(services.storage, updated)
-    if not req.suspended:
+    try:
+        async with installation_lock(services.redis, req.installation_id):
+            installation = await services.github.get_installation(req.installation_id)
+            entries = await installation_entries(services.storage, req.installation_id)
+            for entry in entries:
+                if entry.suspended != installation.suspended:
+                    updated = entry.model_copy(
+                        update={"suspended": installation.suspended, "updated_at": now()}
+                    )
+                    await registry.write_entry(services.storage, updated)
+    except LockBusy:
+        raise Retry(defer=services.retry.lock_busy()) from None
+    except PermanentSourceError as exc:
+        log.warning("installation %s: %s", req.installation_id, exc)
+        return {"installation_id": req.installation_id, "failed": str(exc)}
+    except TRANSIENT_ERRORS as exc:
+        delay = services.retry.backoff(ctx.get("job_try", 1))
+        log.warning("installation %s: %s; retrying in %.0fs", req.installation_id, exc, delay)
+        raise Retry(defer=delay) from None
+    if not installation.suspended:
         # GitHub sends no webhooks to a suspended installation.
         for entry in entries:
             await enqueue_sync_of(services.redis, entry, "unsuspend")
-    return {"installation_id": req.installation_id, "codebases": len(entries)}
+    return {
+        "installation_id": req.installation_id,
+        "suspended": installation.suspended,
+        "codebases": len(entries),
+    }

@@ -1,4 +1,5 @@
-"""The per-codebase lock: one job at a time syncs or purges a codebase.
+"""Locks in Redis: one job at a time syncs or purges a codebase, and one at a time changes an
+installation (registers, suspends, purges its repositories).
 
 A Redis key with a random token and a TTL, renewed while held; released by compare-and-delete so
 that a job never releases a lock that expired and another job now holds.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from contract.redis_keys import codebase_lock_key
+from contract.redis_keys import codebase_lock_key, installation_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ return 0
 """
 
 
-class CodebaseBusy(Exception):
-    """Another job holds the codebase's lock."""
+class LockBusy(Exception):
+    """Another job holds the lock."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,26 @@ class Lease:
         return bool(await self.redis.get(self.key) == self.token.encode())
 
 
+def codebase_lock(
+    redis: ArqRedis, codebase_id: int
+) -> contextlib.AbstractAsyncContextManager[Lease]:
+    """Hold the codebase's lock (renewed while held); LockBusy if another job has it."""
+    return _lock(redis, codebase_lock_key(codebase_id))
+
+
+def installation_lock(
+    redis: ArqRedis, installation_id: int
+) -> contextlib.AbstractAsyncContextManager[Lease]:
+    """Hold the installation's lock: lifecycle jobs read GitHub and act one at a time, so
+    whatever order their webhooks came in, the last one acts on what GitHub says last."""
+    return _lock(redis, installation_lock_key(installation_id))
+
+
 @contextlib.asynccontextmanager
-async def codebase_lock(redis: ArqRedis, codebase_id: int) -> AsyncIterator[Lease]:
-    """Hold `codebase_lock_key` (renewed while held); CodebaseBusy if another job has it."""
-    key, token = codebase_lock_key(codebase_id), secrets.token_hex(16)
+async def _lock(redis: ArqRedis, key: str) -> AsyncIterator[Lease]:
+    token = secrets.token_hex(16)
     if not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
-        raise CodebaseBusy(codebase_id)
+        raise LockBusy(key)
     renewer = asyncio.create_task(_keep_lock(redis, key, token))
     try:
         yield Lease(redis, key, token)

@@ -10,12 +10,14 @@ from typing import Any
 from arq import Retry
 
 from contract import layout, registry
-from contract.jobs import Account, InstallationRequest, PurgeRequest
+from contract.jobs import InstallationRequest, PurgeRequest
 from contract.redis_keys import failures_key, purged_key, synced_key
+from contract.registry import CodebaseEntry
 from worker.engine import pipeline
-from worker.jobs.context import Services
+from worker.jobs.context import TRANSIENT_ERRORS, Services
+from worker.jobs.github_app import GitHubAccessLost
 from worker.jobs.installation import installation_entries
-from worker.jobs.locks import CodebaseBusy, codebase_lock
+from worker.jobs.locks import LockBusy, codebase_lock, installation_lock
 from worker.jobs.org_files import drop_org_if_empty, merge_codebase_into_org
 
 log = logging.getLogger(__name__)
@@ -24,16 +26,14 @@ log = logging.getLogger(__name__)
 PURGED_TTL_S = 24 * 3600
 
 
-async def _purge(services: Services, codebase_id: int, account: Account | None) -> None:
+async def _purge(services: Services, codebase_id: int) -> None:
     storage = services.storage
     async with codebase_lock(services.redis, codebase_id):
         # First, so that jobs queued behind this one do not bring the codebase back.
         await services.redis.set(purged_key(codebase_id), 1, ex=PURGED_TTL_S)
         entry = await registry.read_entry(storage, codebase_id)
         if entry is not None:
-            account = Account(id=entry.org_id, login=entry.org_login)
-        if account is not None:
-            await merge_codebase_into_org(storage, account.id, account.login, codebase_id, None)
+            await merge_codebase_into_org(storage, entry.org_id, entry.org_login, codebase_id, None)
         await storage.delete_prefix(f"analytics/{codebase_id}/")
         await storage.delete_prefix(layout.state_prefix(codebase_id))
         # The registry entry last: a purge that failed half-way still knows the org next time.
@@ -49,32 +49,68 @@ async def _purge(services: Services, codebase_id: int, account: Account | None) 
     log.info("codebase %s purged", codebase_id)
 
 
+async def _still_on_github(services: Services, entry: CodebaseEntry) -> bool:
+    """Whether the codebase's installation still sees its repository (a purge whose webhook
+    came after the repository was added back, or that nobody at GitHub asked for)."""
+    try:
+        await services.github.get_repository(entry.installation_id, entry.codebase_id)
+    except GitHubAccessLost:
+        return False
+    return True
+
+
 async def purge_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Remove a codebase: documents, state, registry entry, org row, local caches, Redis keys."""
+    """Remove a codebase that GitHub no longer shows its installation: documents, state,
+    registry entry, org row, local caches, Redis keys."""
     req = PurgeRequest.model_validate(request)
     services = Services.of(ctx)
+    cid = req.codebase_id
     try:
-        await _purge(services, req.codebase_id, req.account)
-    except CodebaseBusy:
+        entry = await registry.read_entry(services.storage, cid)
+        if entry is not None and await _still_on_github(services, entry):
+            log.info("codebase %s: not purged, its installation still sees it", cid)
+            return {"codebase_id": cid, "skipped": "still on GitHub"}
+        await _purge(services, cid)
+    except LockBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
-    return {"codebase_id": req.codebase_id, "purged": True}
+    except TRANSIENT_ERRORS as exc:
+        delay = services.retry.backoff(ctx.get("job_try", 1))
+        log.warning("codebase %s: cannot purge yet: %s; retrying in %.0fs", cid, exc, delay)
+        raise Retry(defer=delay) from None
+    return {"codebase_id": cid, "purged": True}
 
 
 async def purge_installation(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Purge every codebase of an uninstalled installation, then its org's files."""
+    """Purge every codebase of an installation that GitHub says is gone, then its org's files."""
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
-    entries = await installation_entries(services.storage, req.installation_id)
+    try:
+        async with installation_lock(services.redis, req.installation_id):
+            try:
+                await services.github.get_installation(req.installation_id)
+            except GitHubAccessLost:
+                return await _purge_installation(services, req.installation_id)
+            log.info("installation %s: not purged, GitHub still has it", req.installation_id)
+            return {"installation_id": req.installation_id, "skipped": "still installed"}
+    except LockBusy:
+        raise Retry(defer=services.retry.lock_busy()) from None
+    except TRANSIENT_ERRORS as exc:
+        delay = services.retry.backoff(ctx.get("job_try", 1))
+        log.warning("installation %s: cannot purge yet: %s", req.installation_id, exc)
+        raise Retry(defer=delay) from None
+
+
+async def _purge_installation(services: Services, installation_id: int) -> dict[str, Any]:
+    entries = await installation_entries(services.storage, installation_id)
     busy = []
     for entry in entries:
         try:
-            await _purge(services, entry.codebase_id, None)
-        except CodebaseBusy:
+            await _purge(services, entry.codebase_id)
+        except LockBusy:
             busy.append(entry.codebase_id)
     if busy:
-        raise Retry(defer=services.retry.lock_busy())
-    services.github.tokens.forget(req.installation_id)
-    orgs = {entry.org_id for entry in entries} | ({req.account.id} if req.account else set())
-    for org_id in orgs:
+        raise LockBusy(f"codebases {busy}")
+    services.github.tokens.forget(installation_id)
+    for org_id in {entry.org_id for entry in entries}:
         await drop_org_if_empty(services.storage, org_id)
-    return {"installation_id": req.installation_id, "purged": len(entries)}
+    return {"installation_id": installation_id, "purged": len(entries)}

@@ -26,7 +26,7 @@ from worker.engine.errors import PermanentSourceError, RunSuperseded, redact
 from worker.jobs.context import TRANSIENT_ERRORS, Services, record_failure
 from worker.jobs.github_app import GitCredentials, origin_of, require_git_host
 from worker.jobs.installation import register_entry
-from worker.jobs.locks import CodebaseBusy, Lease, codebase_lock
+from worker.jobs.locks import Lease, LockBusy, codebase_lock
 from worker.jobs.org_files import contribution_from_documents, merge_codebase_into_org
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
             # Before the generation is read: a push from now on gets a job of its own.
             await sync_started(services.redis, req)
             return await _sync_locked(services, req, lease)
-    except CodebaseBusy:
+    except LockBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
 
 

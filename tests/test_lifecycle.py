@@ -1,0 +1,67 @@
+"""Lifecycle jobs act on what GitHub says when they run, not on what their webhook said: GitHub
+delivers suspend and unsuspend, removal and re-addition in no promised order, and a purge that
+nobody at GitHub asked for must not remove a live codebase."""
+
+from __future__ import annotations
+
+from contract import registry
+from contract.jobs import PURGE_CODEBASE, PURGE_INSTALLATION, SET_INSTALLATION_SUSPENDED
+from tests.support.gitrepos import git_commit_count
+from tests.support.jobs import ORG, Org
+
+
+def installation_job(org: Org, **extra: object) -> dict[str, object]:
+    return {"installation_id": org.installation_id, "account": ORG.model_dump(), **extra}
+
+
+async def suspended(org: Org) -> set[bool]:
+    entries = await registry.list_entries(org.storage)
+    return {entry.suspended for entry in entries}
+
+
+async def test_suspend_and_unsuspend_delivered_out_of_order_end_as_github_says(
+    synced: Org,
+) -> None:
+    org = synced
+    org.fake.suspend_installation(org.installation_id)
+    org.fake.suspend_installation(org.installation_id, suspended=False)  # GitHub: active
+    # The unsuspend delivery arrives first, the suspend one last.
+    await org.enqueue(SET_INSTALLATION_SUSPENDED, installation_job(org, suspended=False))
+    await org.enqueue(SET_INSTALLATION_SUSPENDED, installation_job(org, suspended=True))
+    await org.run_worker()
+
+    assert await suspended(org) == {False}
+    org.repos[0].commit({"after.py": "1\n"})
+    await org.push(0)
+    await org.run_worker()
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)
+
+
+async def test_a_suspension_github_confirms_is_applied(synced: Org) -> None:
+    org = synced
+    org.fake.suspend_installation(org.installation_id)
+    await org.enqueue(SET_INSTALLATION_SUSPENDED, installation_job(org, suspended=False))
+    await org.run_worker()
+    assert await suspended(org) == {True}
+
+
+async def test_a_repository_github_still_shows_is_not_purged(synced: Org) -> None:
+    org = synced
+    # Removed and added back: the removal's delivery comes after the addition's.
+    job = await org.enqueue(PURGE_CODEBASE, {"codebase_id": org.id(1), "account": ORG.model_dump()})
+    await org.run_worker()
+
+    assert (await org.result(job)).result["skipped"] == "still on GitHub"
+    assert await registry.read_entry(org.storage, org.id(1)) is not None
+    assert (await org.overview(1)).total_commits == git_commit_count(org.repos[1].path)
+
+
+async def test_an_installation_github_still_has_is_not_purged(synced: Org) -> None:
+    org = synced
+    job = await org.enqueue(PURGE_INSTALLATION, installation_job(org))
+    await org.run_worker()
+
+    assert (await org.result(job)).result["skipped"] == "still installed"
+    assert len(await registry.list_entries(org.storage)) == 3
+    summary, _ = await org.org_files()
+    assert summary.total_codebases == 3
