@@ -265,7 +265,7 @@ async def test_reconcile_syncs_codebases_that_moved_silently(synced: Org) -> Non
     job_id = await org.enqueue(RECONCILE)
     await org.run_worker()
 
-    assert (await org.result(job_id)).result == {"checked": 3, "enqueued": 1}
+    assert (await org.result(job_id)).result == {"checked": 3, "enqueued": 1, "lifecycle": 0}
     assert (await org.overview(2)).total_commits == git_commit_count(org.repos[2].path)
     assert {i: await org.etags(i) for i in (0, 1)} == untouched
 

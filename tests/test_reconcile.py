@@ -1,0 +1,98 @@
+"""Reconcile rebuilds everything Redis held and every webhook that never came (DESIGN.md,
+"Faults": Redis restarted with its queue lost): it lists the App's installations and their
+repositories from GitHub, registers what is missing, purges what is gone and syncs what moved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from contract import registry
+from contract.jobs import RECONCILE
+from tests.support.gitrepos import GitRepo, git_commit_count
+from tests.support.jobs import ORG, Org
+
+
+async def reconcile(org: Org) -> dict[str, object]:
+    job_id = await org.enqueue(RECONCILE)
+    worker = await org.run_worker()
+    assert worker.jobs_failed == 0
+    return dict((await org.result(job_id)).result)
+
+
+async def registered(org: Org) -> set[int]:
+    return {entry.codebase_id for entry in await registry.list_entries(org.storage)}
+
+
+async def test_a_repository_whose_registration_was_lost_is_registered_and_synced(
+    synced: Org, tmp_path: Path
+) -> None:
+    org = synced
+    repo = GitRepo.init(tmp_path / "late")
+    repo.commit({"late.py": "1\n"})
+    repo.commit({"later.py": "2\n"})
+    added = org.fake.add_repository(org.installation_id, ORG.login, "late", repo.path)
+
+    await reconcile(org)
+
+    assert await registered(org) == {*map(org.id, range(3)), added["id"]}
+    overview = await org.storage.get(f"analytics/{added['id']}/overview.json")
+    assert overview is not None
+    _, listing = await org.org_files()
+    assert len(listing.codebases) == 4
+    summary, _ = await org.org_files()
+    assert summary.total_commits == sum(git_commit_count(r.path) for r in [*org.repos, repo])
+
+
+async def test_a_repository_removed_without_a_webhook_is_purged(synced: Org) -> None:
+    org = synced
+    org.fake.remove_repository(org.id(1))
+
+    await reconcile(org)
+
+    assert await registered(org) == {org.id(0), org.id(2)}
+    assert await org.storage.list(f"analytics/{org.id(1)}/") == []
+    summary, _ = await org.org_files()
+    assert summary.total_codebases == 2
+
+
+async def test_an_installation_removed_without_a_webhook_is_purged(synced: Org) -> None:
+    org = synced
+    org.fake.remove_installation(org.installation_id)
+
+    await reconcile(org)
+
+    assert await registered(org) == set()
+    assert await org.storage.list("analytics/") == []
+
+
+async def test_a_suspension_without_a_webhook_is_applied(synced: Org) -> None:
+    org = synced
+    org.fake.suspend_installation(org.installation_id)
+
+    await reconcile(org)
+
+    assert {entry.suspended for entry in await registry.list_entries(org.storage)} == {True}
+    assert await registered(org) == set(map(org.id, range(3)))  # suspended, not purged
+
+
+async def test_when_github_fails_nothing_is_purged(synced: Org) -> None:
+    org = synced
+    org.fake.remove_repository(org.id(1))
+    org.fake.fail_next(r"^/app/installations$", status=502, times=10)
+
+    result = await reconcile(org)
+
+    assert result["lifecycle"] == 0
+    assert await registered(org) == set(map(org.id, range(3)))
+
+
+async def test_a_queue_lost_with_redis_is_rebuilt(org: Org) -> None:
+    # The installation webhook was taken (its registration queued), then Redis lost everything.
+    await org.register()
+    await org.redis.flushdb()
+
+    await reconcile(org)
+
+    assert await registered(org) == set(map(org.id, range(3)))
+    for i in range(3):
+        assert (await org.overview(i)).total_commits == git_commit_count(org.repos[i].path)
