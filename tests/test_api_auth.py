@@ -21,6 +21,7 @@ from contract.documents import CodebasesList, OrgSummary
 from contract.org_state import OrgState, summarize
 from contract.storage.local import LocalStorage
 from service.api.auth import PrincipalResolver
+from service.api.errors import Unauthorized
 from tests.support.api import (
     ADMIN_TOKEN,
     Client,
@@ -239,9 +240,51 @@ async def test_resolution_follows_github_pagination(
         other = fake_github.add_installation(f"org{i}", 10_000 + i)
         fake_github.grant(token, other, org_role="admin" if i == 100 else "member")
     async with aiohttp.ClientSession() as session:
-        resolver = PrincipalResolver(session, fake_github.base_url, [])
+        resolver = PrincipalResolver(session, fake_github.base_url, [], app_id=fake_github.app_id)
         principal = await resolver.resolve(token)
     assert principal.name == "busy"
     assert principal.repo_admin == {5000, 5104}
     assert principal.orgs_admin == {10_100}
     assert principal.orgs["big"] == 3003 and len(principal.orgs) == 102
+
+
+async def test_another_apps_installations_grant_nothing(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    """A user token that reaches an org through another App's installation (or any token that
+    is not this App's user-to-server token) sees nothing of that org here."""
+    ours = fake_github.add_installation("acme", 1001)
+    theirs = fake_github.add_installation("initech", 4004, app_id="99")
+    token = fake_github.add_user("someone")
+    fake_github.grant(token, ours, org_role="member")
+    fake_github.grant(token, theirs, org_role="admin")
+    async with aiohttp.ClientSession() as session:
+        resolver = PrincipalResolver(session, fake_github.base_url, [], app_id=fake_github.app_id)
+        principal = await resolver.resolve(token)
+        by_client_id = PrincipalResolver(
+            session, fake_github.base_url, [], app_id=fake_github.client_id
+        )
+        assert (await by_client_id.resolve(token)).orgs == principal.orgs
+        unconfigured = PrincipalResolver(session, fake_github.base_url, [])
+        assert (await unconfigured.resolve(token)).orgs == {}
+    assert principal.orgs == {"acme": 1001}
+    assert principal.orgs_admin == frozenset()
+
+
+async def test_refused_tokens_never_push_a_valid_one_out_of_the_cache(
+    fake_github: FakeGitHub,
+) -> None:
+    installation = fake_github.add_installation("acme", 1001)
+    token = fake_github.add_user("someone")
+    fake_github.grant(token, installation, org_role="admin")
+    async with aiohttp.ClientSession() as session:
+        resolver = PrincipalResolver(
+            session, fake_github.base_url, [], app_id=fake_github.app_id, max_entries=4
+        )
+        await resolver.resolve(token)
+        for n in range(8):
+            with pytest.raises(Unauthorized):
+                await resolver.resolve(f"ghu_not_a_token_{n}")
+        fake_github.clear_requests()
+        await resolver.resolve(token)  # still cached: no GitHub call
+    assert fake_github.requests == []

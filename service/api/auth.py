@@ -77,8 +77,11 @@ class _InstallationAccess:
 
 class PrincipalResolver:
     """Tokens → principals. User tokens are resolved with GET /user, /user/installations and,
-    per installation, its repositories (`permissions.admin`) and the user's org membership;
-    answers are cached `ttl` seconds, a token GitHub refused `invalid_ttl` seconds."""
+    per installation of this App (`app_id`: its id or client id; another App's installations
+    grant nothing, and without it no user token does), its repositories (`permissions.admin`) and
+    the user's org membership. Answers are cached `ttl` seconds; a token GitHub refused is
+    remembered `invalid_ttl` seconds in a cache of its own, so that refused tokens, however many,
+    never push a valid one out."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class PrincipalResolver:
         api_url: str,
         admin_tokens: Iterable[SecretStr],
         *,
+        app_id: str | None = None,
         ttl: float = 60.0,
         invalid_ttl: float = 10.0,
         max_entries: int = 10_000,
@@ -95,12 +99,14 @@ class PrincipalResolver:
         self.session = session
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
-        self.invalid_ttl = invalid_ttl
+        self.app_id = app_id
         self._admin_tokens = [t.get_secret_value().encode() for t in admin_tokens]
-        self._cache: BoundedCache[str, tuple[Principal | None, float]] = BoundedCache(
+        self._cache: BoundedCache[str, Principal] = BoundedCache(
             max_entries=max_entries, ttl=ttl, clock=clock
         )
-        self._clock = clock
+        self._refused: BoundedCache[str, bool] = BoundedCache(
+            max_entries=max_entries, ttl=invalid_ttl, clock=clock
+        )
         self._resolving: SingleFlight[str, Principal | None] = SingleFlight()
 
     async def close(self) -> None:
@@ -119,11 +125,9 @@ class PrincipalResolver:
         key = token_fingerprint(token)
         cached = self._cache.get(key)
         if cached is not MISSING:
-            principal, refused_until = cached
-            if principal is not None:
-                return principal
-            if refused_until > self._clock():
-                raise Unauthorized("the token was not accepted", token_given=True)
+            return cached
+        if self._refused.get(key) is not MISSING:
+            raise Unauthorized("the token was not accepted", token_given=True)
         principal = await self._resolving.run(key, lambda: self._resolve_and_cache(key, token))
         if principal is None:
             raise Unauthorized("the token was not accepted", token_given=True)
@@ -141,11 +145,11 @@ class PrincipalResolver:
                 raise self._unavailable(exc) from exc
             # Refused (bad, expired or revoked, or not a user token): remembered briefly, so a
             # client retrying a dead token does not cost a GitHub call every time.
-            self._cache.put(key, (None, self._clock() + self.invalid_ttl))
+            self._refused.put(key, True)
             return None
         except (gidgethub.HTTPException, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise self._unavailable(exc) from exc
-        self._cache.put(key, (principal, 0.0))
+        self._cache.put(key, principal)
         return principal
 
     @staticmethod
@@ -168,7 +172,8 @@ class PrincipalResolver:
             async with limit:
                 return await self._installation_access(gh, installation)
 
-        found = await asyncio.gather(*(access(i) for i in installations))
+        ours = [i for i in installations if self._of_this_app(i)]
+        found = await asyncio.gather(*(access(i) for i in ours))
         accesses = [a for a in found if a is not None]
         principal = Principal(
             name=_text(user, "login"),
@@ -183,6 +188,11 @@ class PrincipalResolver:
             len(principal.repo_admin),
         )
         return principal
+
+    def _of_this_app(self, installation: Any) -> bool:
+        if self.app_id is None or not isinstance(installation, dict):
+            return False
+        return self.app_id in (str(installation.get("app_id")), installation.get("client_id"))
 
     async def _installation_access(
         self, gh: GitHubAPI, installation: Any

@@ -77,6 +77,7 @@ def build_state(app: web.Application, clock: Callable[[], float] = time.monotoni
             app[HTTP],
             settings.github_api_url,
             settings.admin_tokens,
+            app_id=settings.github_app_id,
             ttl=limits.principal_ttl,
             invalid_ttl=limits.invalid_token_ttl,
             max_entries=limits.principal_cache_entries,

@@ -282,6 +282,7 @@ def api_settings(storage: LocalStorage, redis_url: str, github: FakeGitHub) -> S
         redis_url=SecretStr(redis_url),
         admin_tokens=[SecretStr(ADMIN_TOKEN)],
         github_api_url=github.base_url,
+        github_app_id=github.app_id,
     )
 
 

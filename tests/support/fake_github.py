@@ -130,6 +130,7 @@ class _Installation:
     created_at: str
     repo_ids: list[int] = field(default_factory=list)
     suspended_at: str | None = None
+    app_id: str | None = None  # another App's installation (None: this App's)
 
 
 @dataclass
@@ -385,14 +386,16 @@ class FakeGitHub:
         *,
         repository_selection: str = "selected",
         permissions: Mapping[str, str] | None = None,
+        app_id: str | None = None,
     ) -> int:
-        """Install the App on an account; return the new installation id."""
+        """Install the App (or, with `app_id`, another App) on an account; return the new
+        installation id. Another App's installation is invisible to this App's JWT."""
         if account_type not in ("Organization", "User"):
             raise ValueError(f"account_type must be 'Organization' or 'User': {account_type!r}")
         if repository_selection not in ("all", "selected"):
             raise ValueError("repository_selection must be 'all' or 'selected'")
         with self._lock:
-            if self._account(account_login) is not None:
+            if app_id is None and self._account(account_login) is not None:
                 raise ValueError(f"the App is already installed on {account_login!r}")
             installation_id = self._next_installation_id
             self._next_installation_id += 1
@@ -402,6 +405,7 @@ class FakeGitHub:
                 repository_selection=repository_selection,
                 permissions=dict(DEFAULT_PERMISSIONS if permissions is None else permissions),
                 created_at=_now_iso(),
+                app_id=app_id,
             )
             return installation_id
 
@@ -631,6 +635,11 @@ class FakeGitHub:
         except KeyError:
             raise KeyError(f"unknown installation {installation_id}") from None
 
+    def _own_installation(self, request: web.Request) -> _Installation | None:
+        """The installation a request names, if it is this App's (another's is not found)."""
+        installation = self._installations.get(int(request.match_info["installation_id"]))
+        return installation if installation is not None and installation.app_id is None else None
+
     def _account(self, login: str) -> _Account | None:
         for installation in self._installations.values():
             if installation.account.login.lower() == login.lower():
@@ -758,7 +767,10 @@ class FakeGitHub:
             "repositories_url": f"{base}/installation/repositories",
             "html_url": f"{base}/organizations/{account.login}/settings/installations/"
             f"{installation.id}",
-            "app_id": int(self.app_id) if self.app_id.isdigit() else self.app_id,
+            "app_id": int(app_id)
+            if (app_id := installation.app_id or self.app_id).isdigit()
+            else app_id,
+            "client_id": self.client_id if installation.app_id is None else None,
             "app_slug": "gitstats-test",
             "target_id": account.id,
             "target_type": account.type,
@@ -1028,7 +1040,7 @@ class FakeGitHub:
         if not isinstance(options, dict):
             raise _error(400, "Problems parsing JSON")
         with self._lock:
-            installation = self._installations.get(int(request.match_info["installation_id"]))
+            installation = self._own_installation(request)
             if installation is None:
                 raise _error(
                     404,
@@ -1067,14 +1079,16 @@ class FakeGitHub:
     async def _app_installations(self, request: web.Request) -> web.Response:
         self._require_app_jwt(request)
         with self._lock:
-            items = [self._installation_json(i) for i in self._installations.values()]
+            items = [
+                self._installation_json(i) for i in self._installations.values() if i.app_id is None
+            ]
             page, headers = self._paginate(request, items)
         return web.json_response(page, headers=headers)
 
     async def _app_installation(self, request: web.Request) -> web.Response:
         self._require_app_jwt(request)
         with self._lock:
-            installation = self._installations.get(int(request.match_info["installation_id"]))
+            installation = self._own_installation(request)
             if installation is None:
                 raise _not_found()
             body = self._installation_json(installation)
