@@ -132,3 +132,27 @@ def test_progress_bar_only_on_a_terminal(git_repo: GitRepo, tmp_path: Path) -> N
         assert process.wait(timeout=120) == 0
     os.close(primary)
     assert b"extract" in terminal and b"commits" in terminal
+
+
+@pytest.mark.parametrize("codebase_id", ["0", "-4", "seven"])
+def test_a_codebase_id_must_be_a_positive_number(
+    git_repo: GitRepo, tmp_path: Path, codebase_id: str
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    result = gitstats(
+        "analyze", git_repo.path, "--storage", tmp_path / "storage", "--codebase-id", codebase_id
+    )
+    assert result.returncode == 2
+    assert "--codebase-id" in result.stderr
+    assert not (tmp_path / "storage").exists()
+
+
+def test_a_failed_run_on_a_bad_path_leaves_the_codebase_as_it_was(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    assert analyze(git_repo.path, tmp_path).returncode == 0
+    stored = {p: p.read_bytes() for p in (tmp_path / "storage").rglob("*") if p.is_file()}
+
+    assert_one_line_error(analyze(tmp_path / "missing", tmp_path), "no such file")
+    assert {p: p.read_bytes() for p in (tmp_path / "storage").rglob("*") if p.is_file()} == stored

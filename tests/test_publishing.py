@@ -18,32 +18,10 @@ from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.gitrepos import GitRepo
 from tests.support.jobs import HookedStorage, Org
+from tests.support.storage_faults import RefusingStorage
 from worker.engine.pipeline import analyze_codebase
 
 CODEBASE = 1
-
-
-class RefusingStorage(LocalStorage):
-    """A local folder whose writes to keys ending in `suffix` fail `times` times."""
-
-    def __init__(self, root: Path, suffix: str, times: int = 1) -> None:
-        super().__init__(root)
-        self.suffix, self.times = suffix, times
-
-    def _refuse(self, key: str) -> None:
-        if key.endswith(self.suffix) and self.times > 0:
-            self.times -= 1
-            raise StorageError(f"injected: writing {key} failed")
-
-    async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
-        self._refuse(key)
-        return await super().put(key, data, content_type)
-
-    async def put_if(
-        self, key: str, data: bytes, etag: str | None, content_type: str = "application/json"
-    ) -> str:
-        self._refuse(key)
-        return await super().put_if(key, data, etag, content_type)
 
 
 async def analyze(repo: GitRepo, storage: LocalStorage, work: Path) -> None:
@@ -122,3 +100,17 @@ async def test_a_run_that_lost_its_lock_writes_nothing(synced: Org, tmp_path: Pa
     await org.redis.delete(codebase_lock_key(org.id(0)))  # the other job is done
     await org.run_worker()
     assert (await org.overview(0)).total_commits == before["total_commits"] + 1
+
+
+async def test_a_storage_failure_is_reported_without_where_storage_is(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    storage = RefusingStorage(tmp_path / "storage", "manifest.json", times=1)
+    with pytest.raises(StorageError, match="injected"):
+        await analyze(git_repo, storage, tmp_path / "work")
+
+    status = (await read_documents(storage, CODEBASE, ["status"]))["status"]
+    assert status["state"] == "failed"
+    assert str(tmp_path) not in status["last_error"]["message"]
+    assert "storage could not be read or written" in status["last_error"]["message"]

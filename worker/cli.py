@@ -16,6 +16,17 @@ from worker.engine.errors import EngineError, redact
 from worker.engine.pipeline import ProgressCallback, RunResult, analyze_codebase
 
 
+def _positive(text: str) -> int:
+    """A codebase id: GitHub's repository ids are positive, and so are ours."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not a positive number")
+    return number
+
+
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gitstats", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -27,7 +38,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     analyze.add_argument(
         "--storage", required=True, help="a folder, file:///path or s3://bucket/prefix"
     )
-    analyze.add_argument("--codebase-id", required=True, type=int, help="the codebase's numeric id")
+    analyze.add_argument(
+        "--codebase-id", required=True, type=_positive, help="the codebase's numeric id (1 or more)"
+    )
     analyze.add_argument("--name", help="owner/repo shown in the documents")
     analyze.add_argument("--work-dir", type=Path, default=settings.work_dir, help="clone cache")
     analyze.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from contract import layout
@@ -13,9 +14,11 @@ from contract.storage import Storage
 RUN_TIMESTAMPS = {"generated_at", "updated_at", "last_run", "last_success_at"}
 
 
-async def read_documents(storage: Storage, codebase_id: int) -> dict[str, dict[str, Any]]:
+async def read_documents(
+    storage: Storage, codebase_id: int, names: Iterable[str] = CODEBASE_DOCUMENTS
+) -> dict[str, dict[str, Any]]:
     documents = {}
-    for name in CODEBASE_DOCUMENTS:
+    for name in names:
         stored = await storage.get(layout.codebase_document(codebase_id, name))
         assert stored is not None, f"{name} was not written"
         documents[name] = json.loads(stored.data)

@@ -34,10 +34,10 @@ from worker.engine import snapshot as snapshots
 from worker.engine.aggregate import Aggregates, load_mailmap
 from worker.engine.aggregate import aggregate as aggregate_commits
 from worker.engine.branches import Divergence, describe_branches
-from worker.engine.errors import RunSuperseded, redact
+from worker.engine.errors import RunSuperseded, public_message
 from worker.engine.export import CodebaseFacts, build_documents, publish_documents
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits
-from worker.engine.fetch import FetchedRepository, fetch_source
+from worker.engine.fetch import FetchedRepository, fetch_source, resolve_source
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     CodebaseState,
@@ -138,6 +138,8 @@ async def analyze_codebase(
     still_owner: OwnerCheck | None = None,
 ) -> RunResult:
     """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches."""
+    # A path that is not a repository fails here, before the codebase's status is touched.
+    resolve_source(source)
     started = _now()
     clock = time.monotonic()
     previous = await read_status(storage, codebase_id)
@@ -179,7 +181,7 @@ async def analyze_codebase(
     except RunSuperseded:
         raise  # the status is the new owner's to write
     except BaseException as exc:
-        message = redact(str(exc)) or type(exc).__name__
+        message = public_message(exc)
         finished = _now()
         assert status.status.last_run is not None
         await asyncio.shield(

@@ -22,7 +22,7 @@ from contract.redis_keys import failures_key, generation_key, purged_key, synced
 from contract.registry import CodebaseEntry
 from contract.storage import StorageError
 from worker.engine import pipeline
-from worker.engine.errors import PermanentSourceError, RunSuperseded, redact
+from worker.engine.errors import PermanentSourceError, RunSuperseded, public_message, redact
 from worker.jobs.context import TRANSIENT_ERRORS, Services, record_failure
 from worker.jobs.github_app import GitCredentials, origin_of, require_git_host
 from worker.jobs.installation import register_entry
@@ -115,7 +115,8 @@ async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> di
 
 async def _retry_later(services: Services, req: SyncRequest, exc: BaseException) -> dict[str, Any]:
     cid = req.codebase_id
-    message = redact(str(exc)) or type(exc).__name__
+    message = public_message(exc)
+    log.warning("codebase %s: %s", cid, redact(str(exc)) or type(exc).__name__)
     failures = int(await services.redis.incr(failures_key(cid)))
     await services.redis.expire(failures_key(cid), FAILURES_TTL_S)
     if failures >= services.retry.max_failures:
