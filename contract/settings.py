@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     email_mode: EmailMode = EmailMode.HASH
     port: int = 8080
     access_log: bool = False
+    # Log lines as text or as one JSON object each (with delivery, codebase and job ids).
+    log_format: Literal["text", "json"] = "text"
+    # The worker's own GET /metrics (Prometheus); 0: none.
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     # GitHub gives up on a delivery after 10 s: a body slower than that is not GitHub's.
     webhook_read_timeout_s: float = Field(default=10.0, gt=0)
     work_dir: Path = Field(default_factory=_default_work_dir)

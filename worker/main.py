@@ -27,11 +27,13 @@ from contract.jobs import (
     deserialize_job,
     serialize_job,
 )
+from contract.logs import configure_logging
 from contract.redis_keys import worker_health_key
 from contract.settings import Settings, open_configured_storage, redis_settings
 from worker.jobs import installation, purge, reconcile, sync
 from worker.jobs.context import RetryPolicy
 from worker.jobs.github_app import GitHubApp
+from worker.jobs.metrics import WorkerMetrics, instrumented, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,37 +50,37 @@ HEALTH_CHECK_INTERVAL_S = 30
 
 FUNCTIONS: list[Function] = [
     func(
-        sync.sync_codebase,
+        instrumented(SYNC_CODEBASE, sync.sync_codebase),
         name=SYNC_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        installation.register_repositories,
+        instrumented(REGISTER_REPOSITORIES, installation.register_repositories),
         name=REGISTER_REPOSITORIES,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
     ),
     func(
-        purge.purge_codebase,
+        instrumented(PURGE_CODEBASE, purge.purge_codebase),
         name=PURGE_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        purge.purge_installation,
+        instrumented(PURGE_INSTALLATION, purge.purge_installation),
         name=PURGE_INSTALLATION,
         timeout=JOB_TIMEOUT_S,
         max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
-        installation.refresh_codebase,
+        instrumented(REFRESH_CODEBASE, installation.refresh_codebase),
         name=REFRESH_CODEBASE,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
     ),
     func(
-        installation.set_installation_suspended,
+        instrumented(SET_INSTALLATION_SUSPENDED, installation.set_installation_suspended),
         name=SET_INSTALLATION_SUSPENDED,
         timeout=JOB_TIMEOUT_S,
         max_tries=MAX_TRIES,
@@ -89,7 +91,7 @@ FUNCTIONS: list[Function] = [
 # by name runs it at once.
 CRON_JOBS = [
     cron(
-        reconcile.reconcile,
+        instrumented(RECONCILE, reconcile.reconcile),
         name=RECONCILE,
         minute=set(range(0, 60, 10)),
         timeout=RECONCILE_TIMEOUT_S,
@@ -103,6 +105,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     Settings (and storage) already in `ctx` are used as given: that is how tests pass theirs.
     """
     settings: Settings = ctx.get("settings") or Settings()
+    configure_logging(settings.log_format)
     for problem in settings.missing_for_worker():
         log.warning("configuration: %s", problem)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -117,10 +120,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx.update(settings=settings, storage=storage, session=session, github=github)
     ctx["tokens"] = github.tokens
     ctx.setdefault("retry_policy", RetryPolicy())
+    ctx.setdefault("metrics", WorkerMetrics.create())
+    if settings.worker_metrics_port:
+        ctx["metrics_server"] = await serve_metrics(ctx, settings.worker_metrics_port)
     log.info("worker ready: storage %r, GitHub %r", storage, github)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if (server := ctx.pop("metrics_server", None)) is not None:
+        await server.cleanup()
     if (session := ctx.pop("session", None)) is not None:
         await session.close()
     if (storage := ctx.pop("storage", None)) is not None:

@@ -20,8 +20,10 @@ from pydantic import AliasPath, BaseModel, Field, ValidationError
 from redis.exceptions import RedisError
 
 from contract.jobs import DELIVERY_TTL_S, Account, RepositoryRef, SyncRequest
+from contract.logs import log_context
 from contract.redis_keys import delivery_key
 from service.keys import REDIS, SETTINGS
+from service.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,21 @@ REDIS_FAILURES = (RedisError, OSError)
 REDIS_DEADLINE_S = 5.0
 
 routes = web.RouteTableDef()
+
+# Events GitHub sends an App like this one; any other X-GitHub-Event counts as "other".
+KNOWN_EVENTS = frozenset(
+    {
+        "ping",
+        "push",
+        "create",
+        "delete",
+        "installation",
+        "installation_repositories",
+        "installation_target",
+        "repository",
+        "github_app_authorization",
+    }
+)
 
 
 class DeliveryRejected(Exception):
@@ -134,9 +151,19 @@ def _answer(status: int, delivery_id: str | None, result: str, **extra: Any) -> 
 
 @routes.post("/webhooks/github")
 async def receive_delivery(request: web.Request) -> web.Response:
-    """Verify a delivery, record its id and enqueue what it asks for."""
-    secret = request.app[SETTINGS].github_webhook_secret
+    """Verify a delivery, record its id and enqueue what it asks for; count the answer."""
     delivery_id = request.headers.get("X-GitHub-Delivery")
+    with log_context(delivery_id=delivery_id):
+        response = await _receive(request, delivery_id)
+    event = request.headers.get("X-GitHub-Event", "")
+    # The label takes only names we know: a header is not allowed to grow the metric.
+    label = event if event in KNOWN_EVENTS else "other"
+    request.app[METRICS].webhooks.labels(event=label, status=str(response.status)).inc()
+    return response
+
+
+async def _receive(request: web.Request, delivery_id: str | None) -> web.Response:
+    secret = request.app[SETTINGS].github_webhook_secret
     if secret is None:
         log.error("delivery %s refused: no usable GITHUB_WEBHOOK_SECRET", delivery_id)
         return _answer(

@@ -194,6 +194,7 @@ async def org(fake_github: FakeGitHub, redis: ArqRedis, redis_flushed: str, tmp_
         redis_url=redis_flushed,
         storage_url=str(tmp_path / "storage"),
         work_dir=tmp_path / "work",
+        worker_metrics_port=0,
     )
     storage = LocalStorage(tmp_path / "storage")
     return Org(fake_github, installation_id, repos, refs, config, storage, redis)

@@ -71,6 +71,8 @@ class RunResult:
     contributor_keys: list[str] = field(default_factory=list)
     # What the run counted at a limit, for the status (Status.notices).
     notices: list[str] = field(default_factory=list)
+    # Seconds spent in each phase, in run order.
+    phase_seconds: dict[Phase, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -235,6 +237,8 @@ class _Run:
     still_owner: OwnerCheck | None = None
     state: CodebaseState = field(init=False)
     manifest: Manifest = field(init=False)
+    phase_seconds: dict[Phase, float] = field(default_factory=dict)
+    _phase: tuple[Phase, float] | None = None
 
     def __post_init__(self) -> None:
         self.state = CodebaseState(
@@ -242,7 +246,16 @@ class _Run:
         )
 
     async def enter(self, phase: Phase, progress: Progress | None = None) -> None:
+        self.leave()
+        self._phase = (phase, time.monotonic())
         await self.status.update(phase=phase, progress=progress)
+
+    def leave(self) -> None:
+        """Close the phase in progress: its time goes into `phase_seconds`."""
+        if self._phase is not None:
+            phase, since = self._phase
+            self.phase_seconds[phase] = time.monotonic() - since
+            self._phase = None
 
     async def check_lease(self) -> None:
         """RunSuperseded unless the caller still owns the codebase (its lock, for a job)."""
@@ -282,6 +295,7 @@ async def _run_phases(run: _Run) -> RunResult:
     documents = await export(run, source, aggregates, table, branch_facts, now)
     await _commit(run, source, parts, obsolete, snapshot_key, divergence)
     written = await _publish(run, documents)
+    run.leave()
     return RunResult(
         commits_added=len(delta.added),
         commits_removed=len(delta.removed),
@@ -291,6 +305,7 @@ async def _run_phases(run: _Run) -> RunResult:
             hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
         ),
         notices=_notices(aggregates, len(branch_facts), len(source.heads)),
+        phase_seconds=run.phase_seconds,
     )
 
 

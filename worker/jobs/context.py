@@ -22,6 +22,7 @@ from contract.storage import Storage, StorageError
 from worker.engine import pipeline
 from worker.engine.errors import SourceError
 from worker.jobs.github_app import GitHubApp
+from worker.jobs.metrics import WorkerMetrics
 from worker.jobs.org_files import set_codebase_state_in_org
 
 log = logging.getLogger(__name__)
@@ -47,18 +48,26 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Services:
-    """What on_startup put in the job context, typed."""
+    """What on_startup put in the job context, typed; and when the running job was enqueued."""
 
     settings: Settings
     storage: Storage
     github: GitHubApp
     redis: ArqRedis
     retry: RetryPolicy
+    metrics: WorkerMetrics
+    enqueued_at: datetime | None = None
 
     @classmethod
     def of(cls, ctx: dict[str, Any]) -> Services:
         return cls(
-            ctx["settings"], ctx["storage"], ctx["github"], ctx["redis"], ctx["retry_policy"]
+            ctx["settings"],
+            ctx["storage"],
+            ctx["github"],
+            ctx["redis"],
+            ctx["retry_policy"],
+            ctx["metrics"],
+            ctx.get("enqueue_time"),
         )
 
 

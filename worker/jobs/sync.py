@@ -82,10 +82,13 @@ async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> di
             # generation bumped by now is in what this run fetches.
             target = max(await _generation(services.redis, cid), req.generation)
             result = await _run_engine(services, entry, req.trigger, lease)
+            services.metrics.observe_sync(result.phase_seconds, result.duration_ms / 1000)
             runs, added = runs + 1, added + result.commits_added
             if not await lease.held():
                 raise RunSuperseded(f"codebase {cid}: lost its lock before the org files")
             await _merge_exported(services, entry, result)
+            if runs == 1:
+                services.metrics.observe_fresh(services.enqueued_at)
             # Only now is the generation covered: a job retried after a failed merge runs again.
             await services.redis.eval(_RAISE_TO, 1, synced_key(cid), str(target))  # type: ignore[misc]
             await services.redis.delete(failures_key(cid))
@@ -93,6 +96,7 @@ async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> di
                 break
             log.info("codebase %s: pushed to while syncing, running again", cid)
     except PermanentSourceError as exc:
+        services.metrics.count_error(exc)
         known = await registry.read_entry(services.storage, cid)
         name = f"repository {known.full_name}" if known else f"codebase {cid}"
         message = f"{name} is gone or access was revoked: {redact(str(exc))}"
@@ -115,6 +119,7 @@ async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> di
 
 async def _retry_later(services: Services, req: SyncRequest, exc: BaseException) -> dict[str, Any]:
     cid = req.codebase_id
+    services.metrics.count_error(exc)
     message = public_message(exc)
     log.warning("codebase %s: %s", cid, redact(str(exc)) or type(exc).__name__)
     failures = int(await services.redis.incr(failures_key(cid)))
