@@ -37,6 +37,12 @@ def purged_key(codebase_id: int) -> str:
     return f"{PREFIX}purged:{codebase_id}"
 
 
+def retry_backoff_key(codebase_id: int) -> str:
+    """Reconcile's record of re-syncing a codebase whose branches stay where a sync failed: the
+    refs it tried, how often, and when it may try again."""
+    return f"{PREFIX}resync-backoff:{codebase_id}"
+
+
 def codebase_lock_key(codebase_id: int) -> str:
     """Held by the one job that syncs or purges the codebase."""
     return f"{PREFIX}lock:codebase:{codebase_id}"

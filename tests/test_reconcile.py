@@ -5,16 +5,20 @@ repositories from GitHub, registers what is missing, purges what is gone and syn
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from contract import registry
+from contract.documents import RunState
 from contract.jobs import RECONCILE
+from contract.storage import Storage
 from tests.support.gitrepos import GitRepo, git_commit_count
 from tests.support.jobs import ORG, Org
+from tests.support.storage_faults import RefusingStorage
 
 
-async def reconcile(org: Org) -> dict[str, object]:
+async def reconcile(org: Org, storage: Storage | None = None) -> dict[str, Any]:
     job_id = await org.enqueue(RECONCILE)
-    worker = await org.run_worker()
+    worker = await org.run_worker(storage)
     assert worker.jobs_failed == 0
     return dict((await org.result(job_id)).result)
 
@@ -96,3 +100,23 @@ async def test_a_queue_lost_with_redis_is_rebuilt(org: Org) -> None:
     assert await registered(org) == set(map(org.id, range(3)))
     for i in range(3):
         assert (await org.overview(i)).total_commits == git_commit_count(org.repos[i].path)
+
+
+async def test_a_sync_that_keeps_failing_on_the_same_refs_backs_off(
+    synced: Org, tmp_path: Path
+) -> None:
+    org = synced
+    org.repos[2].commit({"quiet.py": "no webhook\n"})
+    # Every run of this codebase fails to commit: its sync gives up after its tries.
+    broken = RefusingStorage(tmp_path / "storage", f"state/{org.id(2)}/manifest.json", 10**6)
+
+    first = await reconcile(org, broken)
+    again = await reconcile(org, broken)  # the same refs, within the backoff
+
+    assert (first["enqueued"], first.get("backing_off", 0)) == (1, 0)
+    assert (again["enqueued"], again.get("backing_off")) == (0, 1)
+    assert (await org.status(2)).state is RunState.FAILED
+
+    org.repos[2].commit({"pushed.py": "new refs\n"})  # new refs are tried at once
+    assert (await reconcile(org))["enqueued"] == 1
+    assert (await org.overview(2)).total_commits == git_commit_count(org.repos[2].path)

@@ -93,7 +93,7 @@ CRON_JOBS = [
     cron(
         instrumented(RECONCILE, reconcile.reconcile),
         name=RECONCILE,
-        minute=set(range(0, 60, 10)),
+        minute=set(range(0, 60, reconcile.RECONCILE_PERIOD_S // 60)),
         timeout=RECONCILE_TIMEOUT_S,
     )
 ]

@@ -10,7 +10,10 @@ that is a moment old does no harm; a listing that failed purges nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from contract.jobs import (
     RegisterRequest,
     RepositoryRef,
 )
+from contract.redis_keys import retry_backoff_key
 from contract.registry import CodebaseEntry
 from worker.engine import pipeline
 from worker.engine.fetch import list_remote_branches
@@ -37,6 +41,10 @@ from worker.jobs.github_app import GitHubRepository, Installation
 log = logging.getLogger(__name__)
 
 RECONCILE_CONCURRENCY = 4
+# How often the cron runs reconcile (worker/main.py), and the longest wait between two re-syncs
+# of refs that keep failing.
+RECONCILE_PERIOD_S = 600
+MAX_RESYNC_BACKOFF_S = 24 * 3600
 
 
 @dataclass
@@ -106,7 +114,11 @@ async def _rebuild(services: Services, view: GitHubView, entries: list[CodebaseE
     return asked
 
 
-async def _needs_sync(services: Services, entry: CodebaseEntry, scratch: Path) -> bool:
+async def _remote_refs(
+    services: Services, entry: CodebaseEntry, scratch: Path
+) -> dict[str, str] | None:
+    """The repository's branches if they differ from what the codebase's status last recorded;
+    None when they do not (or cannot be read now)."""
     tokens = services.github.tokens
     try:
         token = await tokens.get(entry.installation_id)
@@ -115,25 +127,50 @@ async def _needs_sync(services: Services, entry: CodebaseEntry, scratch: Path) -
         status = await pipeline.read_status(services.storage, entry.codebase_id)
     except TRANSIENT_ERRORS as exc:
         log.warning("reconcile: codebase %s: %s", entry.codebase_id, exc)
-        return False
-    return status is None or status.refs != remote
+        return None
+    return remote if status is None or status.refs != remote else None
 
 
-async def _resync(services: Services, entries: list[CodebaseEntry]) -> int:
-    """Enqueue a sync of every codebase whose branches moved without us hearing of it."""
+async def _backing_off(services: Services, codebase_id: int, remote: dict[str, str]) -> bool:
+    """Whether a re-sync of these very refs failed lately and waits its turn: a failure that
+    repeats on the same refs costs a run at 1, 2, 4 … periods apart (a day at most), not a
+    backfill every period. New refs (a push) start over; a sync that succeeds clears it."""
+    key = retry_backoff_key(codebase_id)
+    refs = hashlib.sha256(json.dumps(remote, sort_keys=True).encode()).hexdigest()
+    record = await services.redis.hgetall(key)  # type: ignore[misc]
+    now = time.time()
+    same = record.get(b"refs", b"").decode() == refs
+    if same and now < float(record.get(b"next_at", b"0")):
+        return True
+    attempts = int(record.get(b"attempts", b"0")) + 1 if same else 1
+    delay = min(RECONCILE_PERIOD_S * 2 ** (attempts - 1), MAX_RESYNC_BACKOFF_S)
+    await services.redis.hset(  # type: ignore[misc]
+        key, mapping={"refs": refs, "attempts": attempts, "next_at": now + delay}
+    )
+    await services.redis.expire(key, int(MAX_RESYNC_BACKOFF_S * 2))
+    return False
+
+
+async def _resync(services: Services, entries: list[CodebaseEntry]) -> tuple[int, int]:
+    """Enqueue a sync of every codebase whose branches moved without us hearing of it, unless
+    it is backing off; (enqueued, backing off)."""
     scratch = services.settings.work_dir / "ls-remote.git"
     if not scratch.exists():
         await asyncio.to_thread(pygit2.init_repository, str(scratch), True)
     limit = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
-    async def check(entry: CodebaseEntry) -> bool:
+    async def check(entry: CodebaseEntry) -> str:
         async with limit:
-            if not await _needs_sync(services, entry, scratch):
-                return False
+            remote = await _remote_refs(services, entry, scratch)
+        if remote is None:
+            return "current"
+        if await _backing_off(services, entry.codebase_id, remote):
+            return "backing off"
         await enqueue_sync_of(services.redis, entry, "reconcile")
-        return True
+        return "enqueued"
 
-    return sum(await asyncio.gather(*(check(entry) for entry in entries)))
+    found = await asyncio.gather(*(check(entry) for entry in entries))
+    return found.count("enqueued"), found.count("backing off")
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +185,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
         view = None
     asked = 0 if view is None else await _rebuild(services, view, entries)
     active = [entry for entry in entries if not entry.suspended]
-    enqueued = await _resync(services, active)
+    enqueued, backing_off = await _resync(services, active)
     if enqueued or asked:
         log.info(
             "reconcile: %d of %d codebases out of date, %d lifecycle jobs asked for",
@@ -156,4 +193,5 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, Any]:
             len(entries),
             asked,
         )
-    return {"checked": len(entries), "enqueued": enqueued, "lifecycle": asked}
+    result = {"checked": len(entries), "enqueued": enqueued, "lifecycle": asked}
+    return result | ({"backing_off": backing_off} if backing_off else {})

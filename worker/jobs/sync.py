@@ -18,7 +18,13 @@ from arq.connections import ArqRedis
 from contract import layout, registry
 from contract.documents import Overview, RunState
 from contract.jobs import SyncRequest, sync_started
-from contract.redis_keys import failures_key, generation_key, purged_key, synced_key
+from contract.redis_keys import (
+    failures_key,
+    generation_key,
+    purged_key,
+    retry_backoff_key,
+    synced_key,
+)
 from contract.registry import CodebaseEntry
 from contract.storage import StorageError
 from worker.engine import pipeline
@@ -91,7 +97,7 @@ async def _sync_locked(services: Services, req: SyncRequest, lease: Lease) -> di
                 services.metrics.observe_fresh(services.enqueued_at)
             # Only now is the generation covered: a job retried after a failed merge runs again.
             await services.redis.eval(_RAISE_TO, 1, synced_key(cid), str(target))  # type: ignore[misc]
-            await services.redis.delete(failures_key(cid))
+            await services.redis.delete(failures_key(cid), retry_backoff_key(cid))
             if runs >= MAX_RUNS_PER_JOB or await _generation(services.redis, cid) <= target:
                 break
             log.info("codebase %s: pushed to while syncing, running again", cid)
