@@ -5,7 +5,14 @@ nobody at GitHub asked for must not remove a live codebase."""
 from __future__ import annotations
 
 from contract import registry
-from contract.jobs import PURGE_CODEBASE, PURGE_INSTALLATION, SET_INSTALLATION_SUSPENDED
+from contract.jobs import (
+    PURGE_CODEBASE,
+    PURGE_INSTALLATION,
+    REGISTER_REPOSITORIES,
+    SET_INSTALLATION_SUSPENDED,
+    Account,
+    RegisterRequest,
+)
 from tests.support.gitrepos import git_commit_count
 from tests.support.jobs import ORG, Org
 
@@ -65,3 +72,23 @@ async def test_an_installation_github_still_has_is_not_purged(synced: Org) -> No
     assert len(await registry.list_entries(org.storage)) == 3
     summary, _ = await org.org_files()
     assert summary.total_codebases == 3
+
+
+async def test_an_org_renamed_on_github_is_renamed_here(synced: Org) -> None:
+    org = synced
+    org.fake.rename_account(org.installation_id, "acme-corp")
+    # What the installation_target "renamed" webhook asks for.
+    await org.enqueue(
+        REGISTER_REPOSITORIES,
+        RegisterRequest(
+            installation_id=org.installation_id, account=Account(id=ORG.id, login="acme-corp")
+        ).model_dump(mode="json"),
+    )
+    await org.run_worker()
+
+    entries = await registry.list_entries(org.storage)
+    assert {e.org_login for e in entries} == {"acme-corp"}
+    assert {e.full_name for e in entries} == {f"acme-corp/repo{i}" for i in range(3)}
+    summary, listing = await org.org_files()
+    assert summary.org_login == "acme-corp"
+    assert {row.full_name for row in listing.codebases} == {e.full_name for e in entries}

@@ -292,6 +292,29 @@ def listing(action: str, added: list[Any], removed: list[Any]) -> dict[str, Any]
             ],
             id="repositories-removed",
         ),
+        pytest.param(
+            "installation_target",
+            {
+                "action": "renamed",
+                "account": {**ACCOUNT, "login": "acme-corp"},
+                "changes": {"login": {"from": "acme"}},
+                "installation": {"id": 7001, "node_id": "I_1"},
+                "target_type": "Organization",
+            },
+            [
+                (
+                    REGISTER_REPOSITORIES,
+                    (
+                        {
+                            "installation_id": 7001,
+                            "account": {"id": 6001, "login": "acme-corp"},
+                            "repositories": None,
+                        },
+                    ),
+                )
+            ],
+            id="account-renamed",
+        ),
         *(
             pytest.param(
                 "repository", repository_payload(action, changes),

@@ -1,4 +1,5 @@
-"""The App installed, removed, suspended, or given more or fewer repositories."""
+"""The App installed, removed, suspended, given more or fewer repositories, or its account
+renamed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from contract.jobs import (
     RegisterRequest,
     RepositoryRef,
 )
-from service.webhooks.handler import Jobs
+from service.webhooks.handler import InstallationId, Jobs
 from service.webhooks.repository import purge_codebase
 
 router = Router()
@@ -94,3 +95,21 @@ async def purge_on_remove(event: sansio.Event, jobs: Jobs) -> None:
     installation = change.installation
     for repository in change.repositories_removed:
         await purge_codebase(jobs, repository.id, installation.id, installation.account)
+
+
+class TargetRenamed(BaseModel):
+    """installation_target: the installation's account (an org or a user) changed its login."""
+
+    installation: InstallationId
+    account: Account
+
+
+@router.register("installation_target", action="renamed")
+async def reregister_on_rename(event: sansio.Event, jobs: Jobs) -> None:
+    """Registering again reads every repository from GitHub: the entries, the org files and the
+    codebases' full names take the new login."""
+    renamed = TargetRenamed.model_validate(event.data)
+    await jobs.enqueue(
+        REGISTER_REPOSITORIES,
+        RegisterRequest(installation_id=renamed.installation.id, account=renamed.account),
+    )

@@ -415,6 +415,17 @@ class FakeGitHub:
             installation = self._installation(installation_id)
             installation.suspended_at = _now_iso() if suspended else None
 
+    def rename_account(self, installation_id: int, new_login: str) -> None:
+        """Rename the installation's account: its repositories' full names change with it, and
+        their old names answer 301, as on GitHub."""
+        with self._lock:
+            installation = self._installation(installation_id)
+            for rid in installation.repo_ids:
+                self._aliases[self._repos[rid].full_name.lower()] = rid
+            installation.account.login = new_login
+            for rid in installation.repo_ids:
+                self._aliases.pop(self._repos[rid].full_name.lower(), None)
+
     def remove_installation(self, installation_id: int) -> None:
         """Uninstall the App: the installation, its repositories and its tokens are gone."""
         with self._lock:
