@@ -7,6 +7,7 @@ token put in the lock's place mid-run (tests/support/jobs.py).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,30 @@ async def test_a_storage_failure_is_reported_without_where_storage_is(
     assert status["state"] == "failed"
     assert str(tmp_path) not in status["last_error"]["message"]
     assert "storage could not be read or written" in status["last_error"]["message"]
+
+
+async def test_what_an_unfinished_run_uploaded_is_collected_by_the_next(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    git_repo.commit({"a.py": "a = 1\n"})
+    storage = RefusingStorage(tmp_path / "storage", "manifest.json", times=0)
+    await analyze(git_repo, storage, tmp_path / "work")
+    kept = set(await storage.list(layout.state_prefix(CODEBASE)))
+
+    git_repo.commit({"b.py": "b = 2\n"})
+    storage.times = 1  # its parts and snapshot are uploaded, its manifest never written
+    with pytest.raises(StorageError, match="injected"):
+        await analyze(git_repo, storage, tmp_path / "work")
+    left = set(await storage.list(layout.state_prefix(CODEBASE))) - kept
+    assert left  # the unfinished run's uploads
+
+    await analyze(git_repo, storage, tmp_path / "work")
+    after = set(await storage.list(layout.state_prefix(CODEBASE)))
+    manifest = json.loads((await storage.get(layout.manifest(CODEBASE))).data)  # type: ignore[union-attr]
+    named = {layout.manifest(CODEBASE), manifest["snapshot_key"]} | {
+        layout.state_object(CODEBASE, f"parts/{part['name']}.{kind}.parquet")
+        for part in manifest["parts"]
+        for kind in ("commits", "files")
+    }
+    assert after == named
+    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)

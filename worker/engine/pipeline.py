@@ -177,6 +177,7 @@ async def analyze_codebase(
         callbacks=callbacks,
         workers=workers,
         still_owner=still_owner,
+        tidy=previous is None or previous.state is not RunState.SUCCEEDED,
     )
     try:
         result = await _run_phases(run)
@@ -235,6 +236,8 @@ class _Run:
     callbacks: pygit2.RemoteCallbacks | None
     workers: int | None
     still_owner: OwnerCheck | None = None
+    # The last run did not succeed (it failed or died): it may have left objects behind.
+    tidy: bool = False
     state: CodebaseState = field(init=False)
     manifest: Manifest = field(init=False)
     phase_seconds: dict[Phase, float] = field(default_factory=dict)
@@ -516,6 +519,12 @@ async def _commit(
     await run.state.delete_parts(obsolete)
     if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:
         await run.storage.delete(manifest.snapshot_key)
+    if run.tidy:
+        garbage = await run.state.collect_garbage(run.manifest)
+        if garbage:
+            log.info(
+                "codebase %s: %d objects of unfinished runs deleted", run.codebase_id, len(garbage)
+            )
     run.status.status = run.status.status.model_copy(update={"refs": heads})
 
 

@@ -24,6 +24,8 @@ from worker.engine.branches import Divergence
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 
 MANIFEST_VERSION = 1
+# The two files of a part.
+KINDS = ("commits", "files")
 # Past this many parts, the small ones are merged so reads stay a handful of files.
 MAX_PARTS = 16
 SMALL_PART_COMMITS = 20_000
@@ -161,12 +163,34 @@ class CodebaseState:
             result.append(files)
         return result
 
+    async def collect_garbage(self, manifest: Manifest) -> list[str]:
+        """Delete the state objects `manifest` does not name (parts and snapshots a run uploaded
+        before it died or lost its commit), and the local parts nothing names; the keys
+        deleted. Only for the one run that owns the codebase: another's uploads look the same."""
+        named = {key for ref in manifest.parts for key in _part_keys(self.codebase_id, ref.name)}
+        named |= {layout.manifest(self.codebase_id)}
+        if manifest.snapshot_key:
+            named.add(manifest.snapshot_key)
+        garbage = [
+            key
+            for key in await self.storage.list(layout.state_prefix(self.codebase_id))
+            if key not in named
+        ]
+        for key in garbage:
+            await self.storage.delete(key)
+        local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
+        if self.parts_dir.is_dir():
+            for path in self.parts_dir.iterdir():
+                if path.name not in local_names:
+                    path.unlink(missing_ok=True)
+        return garbage
+
     async def delete_parts(self, parts: Iterable[PartRef]) -> None:
         for ref in parts:
             for key in _part_keys(self.codebase_id, ref.name):
                 await self.storage.delete(key)
-            for suffix in ("commits", "files"):
-                (self.parts_dir / f"{ref.name}.{suffix}.parquet").unlink(missing_ok=True)
+            for kind in KINDS:
+                (self.parts_dir / f"{ref.name}.{kind}.parquet").unlink(missing_ok=True)
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
