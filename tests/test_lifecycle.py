@@ -8,6 +8,7 @@ from contract import registry
 from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
+    REFRESH_CODEBASE,
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,
     Account,
@@ -15,6 +16,7 @@ from contract.jobs import (
 )
 from tests.support.gitrepos import git_commit_count
 from tests.support.jobs import ORG, Org
+from worker.jobs.locks import codebase_lock
 
 
 def installation_job(org: Org, **extra: object) -> dict[str, object]:
@@ -92,3 +94,25 @@ async def test_an_org_renamed_on_github_is_renamed_here(synced: Org) -> None:
     summary, listing = await org.org_files()
     assert summary.org_login == "acme-corp"
     assert {row.full_name for row in listing.codebases} == {e.full_name for e in entries}
+
+
+async def test_a_refresh_waits_for_the_codebase_it_would_change(synced: Org) -> None:
+    org = synced
+    before = await registry.read_entry(org.storage, org.id(1))
+    org.fake.rename_repository(org.id(1), "renamed")
+    request = {
+        "codebase_id": org.id(1),
+        "installation_id": org.installation_id,
+        "account": ORG.model_dump(),
+        "repository": org.refs[1].model_dump(mode="json"),
+        "trigger": "renamed",
+    }
+    job = await org.enqueue(REFRESH_CODEBASE, request)
+    async with codebase_lock(org.redis, org.id(1)):  # a sync of it is running
+        await org.run_worker(max_burst_jobs=1)
+        assert await registry.read_entry(org.storage, org.id(1)) == before
+
+    await org.run_worker()
+    assert (await org.result(job)).result["full_name"] == "acme/renamed"
+    entry = await registry.read_entry(org.storage, org.id(1))
+    assert entry is not None and entry.full_name == "acme/renamed"

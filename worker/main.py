@@ -77,7 +77,7 @@ FUNCTIONS: list[Function] = [
         instrumented(REFRESH_CODEBASE, installation.refresh_codebase),
         name=REFRESH_CODEBASE,
         timeout=JOB_TIMEOUT_S,
-        max_tries=MAX_TRIES,
+        max_tries=LOCK_WAITING_MAX_TRIES,
     ),
     func(
         instrumented(SET_INSTALLATION_SUSPENDED, installation.set_installation_suspended),

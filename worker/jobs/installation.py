@@ -23,7 +23,7 @@ from worker.jobs.context import (
     write_status,
 )
 from worker.jobs.github_app import GitHubAccessLost, GitHubRepository
-from worker.jobs.locks import LockBusy, installation_lock
+from worker.jobs.locks import LockBusy, codebase_lock, installation_lock
 from worker.jobs.org_files import (
     merge_codebase_into_org,
     merge_codebases_into_org,
@@ -120,15 +120,21 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
     req = SyncRequest.model_validate(request)
     services = Services.of(ctx)
     storage, cid = services.storage, req.codebase_id
-    if await services.redis.exists(purged_key(cid)):
-        return {"codebase_id": cid, "skipped": "purged"}
     try:
-        repo = await services.github.get_repository(req.installation_id, cid)
-        existing = await registry.read_entry(storage, cid)
-        if existing is not None and existing.org_id != repo.owner.id:
-            # Transferred to another org: it leaves the old org's files.
-            await merge_codebase_into_org(storage, existing.org_id, existing.org_login, cid, None)
-        entry = await register_entry(storage, req.installation_id, repo, existing)
+        # Under the codebase's lock: a sync or a purge in progress is never changed under it.
+        async with codebase_lock(services.redis, cid):
+            if await services.redis.exists(purged_key(cid)):
+                return {"codebase_id": cid, "skipped": "purged"}
+            repo = await services.github.get_repository(req.installation_id, cid)
+            existing = await registry.read_entry(storage, cid)
+            if existing is not None and existing.org_id != repo.owner.id:
+                # Transferred to another org: it leaves the old org's files.
+                await merge_codebase_into_org(
+                    storage, existing.org_id, existing.org_login, cid, None
+                )
+            entry = await register_entry(storage, req.installation_id, repo, existing)
+    except LockBusy:
+        raise Retry(defer=services.retry.lock_busy()) from None
     except PermanentSourceError as exc:
         log.warning("codebase %s: cannot refresh: %s", cid, exc)
         return {"codebase_id": cid, "failed": str(exc)}
