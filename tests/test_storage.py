@@ -351,6 +351,23 @@ async def test_list_returns_exactly_the_keys_under_a_prefix(storage: Storage) ->
     assert await storage.list("nothing/") == []
 
 
+async def test_local_lock_files_go_with_their_keys(local_storage: LocalStorage) -> None:
+    for key in KEYS:
+        await local_storage.put_if(key, b"x", None)
+    locks = local_storage.root / ".locks"
+    assert len(list(locks.iterdir())) == len(KEYS)
+
+    for key in KEYS[1:]:
+        await local_storage.delete(key)
+    await local_storage.delete("state/never/written")  # a key that was never there leaves none
+
+    assert len(list(locks.iterdir())) == 1
+    # And the lock still serialises writers of a key deleted and written again.
+    await local_storage.put_if(KEYS[1], b"again", None)
+    with pytest.raises(PreconditionFailed):
+        await local_storage.put_if(KEYS[1], b"twice", None)
+
+
 async def test_local_list_hides_lock_and_temp_files(local_storage: LocalStorage) -> None:
     for key in KEYS:
         await local_storage.put_if(key, b"x", None)

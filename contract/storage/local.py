@@ -74,18 +74,30 @@ class LocalStorage(Storage):
             raise self._error(action, key, exc) from exc
 
     @contextlib.contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
+    def _locked(self, key: str, *, remove: bool = False) -> Iterator[None]:
         # One lock file per key, under .locks/ so that keys and list() never see it. flock locks
         # belong to an open file description, so two open()s conflict between threads of one
-        # process just as between processes. Lock files are never removed: unlinking one while
-        # a waiter holds it open would let a third writer lock a fresh inode alongside it.
+        # process just as between processes. A lock file is removed (`remove`, when its key is
+        # deleted) only by its holder, and a waiter that then gets the lock checks that the
+        # file it locked is still the one at the path: if not, it locks the one there now, so
+        # two writers never hold two inodes of one lock.
         lock_dir = self.root / LOCK_DIR
         lock_dir.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(key.encode()).hexdigest() + ".lock"
-        fd = os.open(lock_dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = lock_dir / (hashlib.sha256(key.encode()).hexdigest() + ".lock")
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if _still_at(fd, path):
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+            if remove:
+                path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # releases the lock
 
@@ -161,7 +173,8 @@ class LocalStorage(Storage):
 
     def _delete_sync(self, key: str) -> None:
         path = self._path(key)
-        with self._os_errors("delete from", key), self._locked(key):
+        # The key's lock file goes with it: lock files are as many as the keys, not all keys ever.
+        with self._os_errors("delete from", key), self._locked(key, remove=True):
             try:
                 path.unlink()
             except _MISSING:
@@ -262,3 +275,13 @@ def _writer(data: bytes) -> Callable[[BinaryIO], str]:
         return etag_of(data)
 
     return fill
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is the file at `path` (it was not removed or replaced)."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (here.st_dev, here.st_ino)
