@@ -193,6 +193,7 @@ class _Fault:
     times: int
     status: int
     rate_limit_reset_in: float | None = None  # set: answer as a rate limit
+    retry_after: float | None = None  # set: a Retry-After header on the answer
 
 
 _AUTH = web.RequestKey("auth", _Auth)
@@ -608,13 +609,22 @@ class FakeGitHub:
                 raise KeyError("unknown token")
 
     def fail_next(
-        self, path_regex: str, status: int = 502, times: int = 1, *, method: str | None = None
+        self,
+        path_regex: str,
+        status: int = 502,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        """Answer the next `times` requests whose path matches (re.search) with `status`."""
+        """Answer the next `times` requests whose path matches (re.search) with `status`, with a
+        `Retry-After` header when `retry_after` is given (a 429 or a secondary rate limit)."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error: {status}")
         with self._lock:
-            self._faults.append(_Fault(re.compile(path_regex), method, times, status))
+            self._faults.append(
+                _Fault(re.compile(path_regex), method, times, status, retry_after=retry_after)
+            )
 
     def rate_limit_next(
         self,
@@ -935,7 +945,8 @@ class FakeGitHub:
                 return None
         if fault.rate_limit_reset_in is None:
             phrase = HTTPStatus(fault.status).phrase
-            return web.json_response({"message": phrase}, status=fault.status)
+            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            return web.json_response({"message": phrase}, status=fault.status, headers=headers)
         if auth.installation is not None:
             who = f" for installation ID {auth.installation.installation_id}"
         elif auth.user is not None:

@@ -27,6 +27,9 @@ from worker.jobs.org_files import set_codebase_state_in_org
 
 log = logging.getLogger(__name__)
 
+# GitHub's Retry-After is honoured up to this; a longer one is retried sooner and asked again.
+MAX_ASKED_WAIT_S = 3600.0
+
 # Errors that may pass: GitHub 5xx / rate limit / network, storage, a run that lost a race.
 TRANSIENT_ERRORS = (SourceError, StorageError, aiohttp.ClientError, OSError)
 
@@ -44,6 +47,12 @@ class RetryPolicy:
 
     def lock_busy(self) -> float:
         return self.lock_busy_s * random.uniform(0.8, 1.2)
+
+    def after(self, exc: BaseException, failures: int) -> float:
+        """The wait before retrying after `exc`: the backoff, and never less than what GitHub
+        asked for (Retry-After, a rate limit's reset), up to an hour."""
+        asked = getattr(exc, "retry_after", None) or 0.0
+        return max(self.backoff(failures), min(asked, MAX_ASKED_WAIT_S))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,7 +49,12 @@ _T = TypeVar("_T")
 
 
 class GitHubUnavailable(SourceError):
-    """GitHub failed in a way that may pass: 5xx, rate limit, network. Retry later."""
+    """GitHub failed in a way that may pass: 5xx, rate limit, network. Retry later, and not
+    before `retry_after` seconds when GitHub said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class GitHubAccessLost(PermanentSourceError):
@@ -165,6 +171,19 @@ def _rate_limited(exc: gidgethub.HTTPException) -> bool:
     )
 
 
+def _retry_after(exc: gidgethub.HTTPException) -> float | None:
+    """How long GitHub asked us to wait: Retry-After, or until its rate limit resets."""
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    try:
+        if "retry-after" in headers:
+            return max(float(headers["retry-after"]), 0.0)
+        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+            return max(float(headers["x-ratelimit-reset"]) - time.time(), 0.0)
+    except ValueError:
+        return None
+    return None
+
+
 def map_github_error(exc: BaseException, what: str) -> SourceError:
     """Our error for a failed call: permanent when retrying cannot help, else transient.
 
@@ -174,10 +193,10 @@ def map_github_error(exc: BaseException, what: str) -> SourceError:
         status = int(exc.status_code)
         detail = f"{what}: HTTP {status} {' '.join(str(exc).split())[:200]}".rstrip()
         if _rate_limited(exc):
-            return GitHubUnavailable(f"{detail} (rate limited)")
+            return GitHubUnavailable(f"{detail} (rate limited)", _retry_after(exc))
         if 400 <= status < 500 and status not in (408, 409):
             return GitHubAccessLost(detail)
-        return GitHubUnavailable(detail)
+        return GitHubUnavailable(detail, _retry_after(exc))
     if isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
         return GitHubUnavailable(f"{what}: {type(exc).__name__} talking to GitHub")
     return GitHubUnavailable(f"{what}: {type(exc).__name__}")

@@ -85,7 +85,7 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
         log.warning("installation %s: cannot register: %s", req.installation_id, exc)
         return {"installation_id": req.installation_id, "failed": str(exc)}
     except TRANSIENT_ERRORS as exc:
-        delay = services.retry.backoff(ctx.get("job_try", 1))
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
         log.warning("installation %s: %s; retrying in %.0fs", req.installation_id, exc, delay)
         raise Retry(defer=delay) from None
     for entry in entries:
@@ -139,7 +139,7 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
         log.warning("codebase %s: cannot refresh: %s", cid, exc)
         return {"codebase_id": cid, "failed": str(exc)}
     except TRANSIENT_ERRORS as exc:
-        delay = services.retry.backoff(ctx.get("job_try", 1))
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
         log.warning("codebase %s: %s; retrying in %.0fs", cid, exc, delay)
         raise Retry(defer=delay) from None
     generation = await enqueue_sync_of(services.redis, entry, req.trigger or "refresh")
@@ -174,7 +174,7 @@ async def set_installation_suspended(
         log.warning("installation %s: %s", req.installation_id, exc)
         return {"installation_id": req.installation_id, "failed": str(exc)}
     except TRANSIENT_ERRORS as exc:
-        delay = services.retry.backoff(ctx.get("job_try", 1))
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
         log.warning("installation %s: %s; retrying in %.0fs", req.installation_id, exc, delay)
         raise Retry(defer=delay) from None
     if not installation.suspended:

@@ -74,7 +74,7 @@ async def purge_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[s
     except LockBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
     except TRANSIENT_ERRORS as exc:
-        delay = services.retry.backoff(ctx.get("job_try", 1))
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
         log.warning("codebase %s: cannot purge yet: %s; retrying in %.0fs", cid, exc, delay)
         raise Retry(defer=delay) from None
     return {"codebase_id": cid, "purged": True}
@@ -95,7 +95,7 @@ async def purge_installation(ctx: dict[str, Any], request: dict[str, Any]) -> di
     except LockBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
     except TRANSIENT_ERRORS as exc:
-        delay = services.retry.backoff(ctx.get("job_try", 1))
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
         log.warning("installation %s: cannot purge yet: %s", req.installation_id, exc)
         raise Retry(defer=delay) from None
 

@@ -137,7 +137,7 @@ async def _retry_later(services: Services, req: SyncRequest, exc: BaseException)
         log.warning("codebase %s: %s", cid, message)
         await record_failure(services, req, RunState.FAILED, message)
         return {"codebase_id": cid, "failed": message}
-    delay = services.retry.backoff(failures)
+    delay = services.retry.after(exc, failures)
     log.warning("codebase %s: %s; retry %d in %.0fs", cid, message, failures, delay)
     await record_failure(
         services, req, RunState.QUEUED, f"{message} (attempt {failures}, retrying)"
