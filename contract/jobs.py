@@ -26,6 +26,7 @@ PURGE_INSTALLATION = "purge_installation"
 REFRESH_CODEBASE = "refresh_codebase"
 SET_INSTALLATION_SUSPENDED = "set_installation_suspended"
 RECONCILE = "reconcile"
+RECOVER_ORPHANS = "recover_orphans"
 
 # Delivery ids are remembered for longer than GitHub lets a delivery be redelivered by hand.
 DELIVERY_TTL_S = 5 * 24 * 3600

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     webhook_read_timeout_s: float = Field(default=10.0, gt=0)
     work_dir: Path = Field(default_factory=_default_work_dir)
     worker_concurrency: int = Field(default=3, ge=1)
+    # How long a dead worker's lock on a codebase outlives it (a live worker renews it).
+    lock_ttl_s: float = Field(default=60.0, ge=1.0)
     # The read API never loads a stored document larger than this into memory.
     api_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 

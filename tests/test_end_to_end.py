@@ -14,6 +14,7 @@ from tests.support.fake_github import INSTALLATION_TOKEN
 from tests.support.gitrepos import (
     Author,
     GitRepo,
+    build_long_history,
     git_branch_count,
     git_commit_count,
     git_contributors,
@@ -118,37 +119,6 @@ def build_small(path: Path, name: str, authors: list[Author], commits: int) -> G
             authors[n % len(authors)],
             f"2024-02-{n + 1:02d}T12:00:00+01:00",
         )
-    return repo
-
-
-def build_long_history(path: Path, commits: int) -> GitRepo:
-    """A linear history of `commits` small commits, written by `git fast-import` in a second."""
-    repo = GitRepo.init(path)
-    authors = [ALICE, BOB, CAROL]
-    files: dict[str, list[str]] = {}
-    stream: list[bytes] = []
-    for n in range(commits):
-        name, email = authors[n % len(authors)]
-        when = 1_700_000_000 + n * 600
-        file = f"src/part{n % 40}.txt"
-        lines = files.setdefault(file, [])
-        lines.append(f"line {n}\n")
-        if n % 3 == 0 and len(lines) > 1:
-            lines[0] = f"rewritten by {n}\n"
-        content = "".join(lines).encode()
-        message = f"change {n}".encode()
-        stream.append(
-            f"commit refs/heads/main\nmark :{n + 1}\n"
-            f"author {name} <{email}> {when} +0000\n"
-            f"committer {name} <{email}> {when} +0000\n".encode()
-        )
-        stream.append(b"data %d\n%s\n" % (len(message), message))
-        if n:
-            stream.append(b"from :%d\n" % n)
-        stream.append(f"M 100644 inline {file}\n".encode())
-        stream.append(b"data %d\n%s\n\n" % (len(content), content))
-    repo.run("fast-import", "--quiet", input=b"".join(stream))
-    repo.run("reset", "-q", "--hard", "main")
     return repo
 
 

@@ -20,6 +20,7 @@ from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
     RECONCILE,
+    RECOVER_ORPHANS,
     REFRESH_CODEBASE,
     REGISTER_REPOSITORIES,
     SET_INSTALLATION_SUSPENDED,
@@ -30,14 +31,13 @@ from contract.jobs import (
 from contract.logs import configure_logging
 from contract.redis_keys import worker_health_key
 from contract.settings import Settings, open_configured_storage, redis_settings
-from worker.jobs import installation, purge, reconcile, sync
-from worker.jobs.context import RetryPolicy
+from worker.jobs import installation, purge, reconcile, recover, sync
+from worker.jobs.context import JOB_TIMEOUT_S, RetryPolicy
 from worker.jobs.github_app import GitHubApp
 from worker.jobs.metrics import WorkerMetrics, instrumented, serve_metrics
 
 log = logging.getLogger(__name__)
 
-JOB_TIMEOUT_S = 2 * 3600
 RECONCILE_TIMEOUT_S = 30 * 60
 # Waiting for a codebase's lock is a retry too, and a backfill holds it for long: the jobs that
 # wait bound their real failures themselves (RetryPolicy.max_failures), not through max_tries.
@@ -95,7 +95,14 @@ CRON_JOBS = [
         name=RECONCILE,
         minute=set(range(0, 60, reconcile.RECONCILE_PERIOD_S // 60)),
         timeout=RECONCILE_TIMEOUT_S,
-    )
+    ),
+    # Every minute: a job of a worker that died is run again within minutes, not hours.
+    cron(
+        instrumented(RECOVER_ORPHANS, recover.recover_orphans),
+        name=RECOVER_ORPHANS,
+        second=0,
+        timeout=RECONCILE_TIMEOUT_S,
+    ),
 ]
 
 

@@ -798,6 +798,41 @@ def git_per_commit(path: StrPath) -> dict[str, CommitFacts]:
 # -- fixtures ---------------------------------------------------------------------------
 
 
+def build_long_history(path: Path, commits: int) -> GitRepo:
+    """A linear history of `commits` small commits, written by `git fast-import` in a second."""
+    repo = GitRepo.init(path)
+    authors = [
+        ("Alice", "alice@example.com"),
+        ("Bob", "bob@example.com"),
+        ("Carol", "carol@example.org"),
+    ]
+    files: dict[str, list[str]] = {}
+    stream: list[bytes] = []
+    for n in range(commits):
+        name, email = authors[n % len(authors)]
+        when = 1_700_000_000 + n * 600
+        file = f"src/part{n % 40}.txt"
+        lines = files.setdefault(file, [])
+        lines.append(f"line {n}\n")
+        if n % 3 == 0 and len(lines) > 1:
+            lines[0] = f"rewritten by {n}\n"
+        content = "".join(lines).encode()
+        message = f"change {n}".encode()
+        stream.append(
+            f"commit refs/heads/main\nmark :{n + 1}\n"
+            f"author {name} <{email}> {when} +0000\n"
+            f"committer {name} <{email}> {when} +0000\n".encode()
+        )
+        stream.append(b"data %d\n%s\n" % (len(message), message))
+        if n:
+            stream.append(b"from :%d\n" % n)
+        stream.append(f"M 100644 inline {file}\n".encode())
+        stream.append(b"data %d\n%s\n\n" % (len(content), content))
+    repo.run("fast-import", "--quiet", input=b"".join(stream))
+    repo.run("reset", "-q", "--hard", "main")
+    return repo
+
+
 @pytest.fixture(scope="session")
 def edge_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitRepo]:
     """The edge-case repository, built once per session. Read it; never modify it."""

@@ -125,10 +125,11 @@ class Stack:
     client: TestClient[web.Request, web.Application]
     caplog: pytest.LogCaptureFixture
     workers: list[WorkerProcess] = field(default_factory=list)
+    killed: list[WorkerProcess] = field(default_factory=list)
 
     # -- workers ----------------------------------------------------------------------------
 
-    def worker_env(self, concurrency: int) -> dict[str, str]:
+    def worker_env(self, concurrency: int, **settings: str) -> dict[str, str]:
         home = self.root / "worker-home"
         home.mkdir(exist_ok=True)
         env = {
@@ -152,12 +153,18 @@ class Stack:
             XDG_CONFIG_HOME=str(home / ".config"),
             NO_PROXY="127.0.0.1,localhost",
             PYTHONUNBUFFERED="1",
+            # Several workers on one host: none serves metrics (the tests read none).
+            WORKER_METRICS_PORT="0",
         )
+        env.update({name.upper(): value for name, value in settings.items()})
         return env
 
-    async def start_workers(self, count: int, concurrency: int = 2) -> list[WorkerProcess]:
-        """Start `count` worker processes and wait until each has connected to Redis."""
-        env = self.worker_env(concurrency)
+    async def start_workers(
+        self, count: int, concurrency: int = 2, **settings: str
+    ) -> list[WorkerProcess]:
+        """Start `count` worker processes (with `settings` added to their environment) and wait
+        until each has connected to Redis."""
+        env = self.worker_env(concurrency, **settings)
         logs = self.root / "worker-logs"
         logs.mkdir(exist_ok=True)
         started = []
@@ -186,12 +193,21 @@ class Stack:
             await self.wait_for(f"{worker.name} to connect to Redis", connected)
         return started
 
+    def kill(self, worker: WorkerProcess) -> None:
+        """SIGKILL `worker`, as a lost machine or the OOM killer would; it is no longer checked."""
+        worker.proc.kill()
+        worker.proc.wait(timeout=15)
+        for file in worker.files:
+            file.close()
+        self.workers.remove(worker)
+        self.killed.append(worker)
+
     def stop_workers(self) -> None:
         for worker in self.workers:
             worker.stop()
 
     def worker_output(self) -> str:
-        return "\n".join(worker.output() for worker in self.workers)
+        return "\n".join(worker.output() for worker in [*self.killed, *self.workers])
 
     def check_workers_alive(self) -> None:
         for worker in self.workers:

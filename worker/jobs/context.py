@@ -27,6 +27,11 @@ from worker.jobs.org_files import set_codebase_state_in_org
 
 log = logging.getLogger(__name__)
 
+# The longest a job may run (a backfill of a large repository), and so how long arq keeps a
+# started job marked in progress: that, plus its own 10 s.
+JOB_TIMEOUT_S = 2 * 3600
+IN_PROGRESS_TIMEOUT_S = JOB_TIMEOUT_S + 10
+
 # GitHub's Retry-After is honoured up to this; a longer one is retried sooner and asked again.
 MAX_ASKED_WAIT_S = 3600.0
 

@@ -77,7 +77,9 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
     req = RegisterRequest.model_validate(request)
     services = Services.of(ctx)
     try:
-        async with installation_lock(services.redis, req.installation_id):
+        async with installation_lock(
+            services.redis, req.installation_id, services.settings.lock_ttl_s
+        ):
             entries = await _register(services, req)
     except LockBusy:
         raise Retry(defer=services.retry.lock_busy()) from None
@@ -122,7 +124,7 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
     storage, cid = services.storage, req.codebase_id
     try:
         # Under the codebase's lock: a sync or a purge in progress is never changed under it.
-        async with codebase_lock(services.redis, cid):
+        async with codebase_lock(services.redis, cid, services.settings.lock_ttl_s):
             if await services.redis.exists(purged_key(cid)):
                 return {"codebase_id": cid, "skipped": "purged"}
             repo = await services.github.get_repository(req.installation_id, cid)
@@ -159,7 +161,9 @@ async def set_installation_suspended(
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
     try:
-        async with installation_lock(services.redis, req.installation_id):
+        async with installation_lock(
+            services.redis, req.installation_id, services.settings.lock_ttl_s
+        ):
             installation = await services.github.get_installation(req.installation_id)
             entries = await installation_entries(services.storage, req.installation_id)
             for entry in entries:

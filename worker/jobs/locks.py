@@ -21,9 +21,9 @@ from contract.redis_keys import codebase_lock_key, installation_lock_key
 
 log = logging.getLogger(__name__)
 
-# The lock outlives a crashed worker by at most this long; a live one renews it.
-LOCK_TTL_MS = 60_000
-LOCK_RENEW_S = 20.0
+# The lock outlives a crashed worker by at most this long (LOCK_TTL_S); a live one renews it
+# three times as often.
+DEFAULT_TTL_S = 60.0
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -53,26 +53,26 @@ class Lease:
 
 
 def codebase_lock(
-    redis: ArqRedis, codebase_id: int
+    redis: ArqRedis, codebase_id: int, ttl_s: float = DEFAULT_TTL_S
 ) -> contextlib.AbstractAsyncContextManager[Lease]:
     """Hold the codebase's lock (renewed while held); LockBusy if another job has it."""
-    return _lock(redis, codebase_lock_key(codebase_id))
+    return _lock(redis, codebase_lock_key(codebase_id), ttl_s)
 
 
 def installation_lock(
-    redis: ArqRedis, installation_id: int
+    redis: ArqRedis, installation_id: int, ttl_s: float = DEFAULT_TTL_S
 ) -> contextlib.AbstractAsyncContextManager[Lease]:
     """Hold the installation's lock: lifecycle jobs read GitHub and act one at a time, so
     whatever order their webhooks came in, the last one acts on what GitHub says last."""
-    return _lock(redis, installation_lock_key(installation_id))
+    return _lock(redis, installation_lock_key(installation_id), ttl_s)
 
 
 @contextlib.asynccontextmanager
-async def _lock(redis: ArqRedis, key: str) -> AsyncIterator[Lease]:
-    token = secrets.token_hex(16)
-    if not await redis.set(key, token, nx=True, px=LOCK_TTL_MS):
+async def _lock(redis: ArqRedis, key: str, ttl_s: float) -> AsyncIterator[Lease]:
+    token, ttl_ms = secrets.token_hex(16), int(ttl_s * 1000)
+    if not await redis.set(key, token, nx=True, px=ttl_ms):
         raise LockBusy(key)
-    renewer = asyncio.create_task(_keep_lock(redis, key, token))
+    renewer = asyncio.create_task(_keep_lock(redis, key, token, ttl_ms))
     try:
         yield Lease(redis, key, token)
     finally:
@@ -83,11 +83,11 @@ async def _lock(redis: ArqRedis, key: str) -> AsyncIterator[Lease]:
         await redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
 
 
-async def _keep_lock(redis: ArqRedis, key: str, token: str) -> None:
+async def _keep_lock(redis: ArqRedis, key: str, token: str, ttl_ms: int) -> None:
     while True:
-        await asyncio.sleep(LOCK_RENEW_S)
+        await asyncio.sleep(ttl_ms / 3000)
         try:
-            extended = await redis.eval(_EXTEND, 1, key, token, str(LOCK_TTL_MS))  # type: ignore[misc]
+            extended = await redis.eval(_EXTEND, 1, key, token, str(ttl_ms))  # type: ignore[misc]
         except RedisError as exc:
             log.warning("cannot renew %s: %s", key, type(exc).__name__)
             continue

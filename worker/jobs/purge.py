@@ -28,7 +28,7 @@ PURGED_TTL_S = 24 * 3600
 
 async def _purge(services: Services, codebase_id: int) -> None:
     storage = services.storage
-    async with codebase_lock(services.redis, codebase_id):
+    async with codebase_lock(services.redis, codebase_id, services.settings.lock_ttl_s):
         # First, so that jobs queued behind this one do not bring the codebase back.
         await services.redis.set(purged_key(codebase_id), 1, ex=PURGED_TTL_S)
         entry = await registry.read_entry(storage, codebase_id)
@@ -85,7 +85,9 @@ async def purge_installation(ctx: dict[str, Any], request: dict[str, Any]) -> di
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
     try:
-        async with installation_lock(services.redis, req.installation_id):
+        async with installation_lock(
+            services.redis, req.installation_id, services.settings.lock_ttl_s
+        ):
             try:
                 await services.github.get_installation(req.installation_id)
             except GitHubAccessLost:

@@ -66,7 +66,7 @@ async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
         await sync_started(services.redis, req)
         return {"codebase_id": cid, "skipped": "covered by an earlier run"}
     try:
-        async with codebase_lock(services.redis, cid) as lease:
+        async with codebase_lock(services.redis, cid, services.settings.lock_ttl_s) as lease:
             # Before the generation is read: a push from now on gets a job of its own.
             await sync_started(services.redis, req)
             return await _sync_locked(services, req, lease)
