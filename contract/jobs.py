@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from arq.constants import job_key_prefix
 from pydantic import BaseModel
 
-from contract.redis_keys import generation_key, queued_sync_key
+from contract.redis_keys import generation_key, queued_sync_key, synced_key
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -132,6 +132,21 @@ async def enqueue_sync(redis: ArqRedis, request: SyncRequest) -> tuple[int, str]
         generation = int(await redis.incr(generation_key(codebase_id)))
 
 
+async def sync_covered(redis: ArqRedis, request: SyncRequest) -> bool:
+    """Whether every push of the codebase is covered by a finished run, in which case the job
+    of `request` has nothing to do: its pointer is released in the same step. Atomic, so that
+    a push either sees the pointer gone (and gets a job of its own) or is seen here."""
+    covered = await redis.eval(  # type: ignore[misc]
+        _COVERED,
+        3,
+        synced_key(request.codebase_id),
+        generation_key(request.codebase_id),
+        queued_sync_key(request.codebase_id),
+        sync_job_id(request.codebase_id, request.generation),
+    )
+    return bool(covered)
+
+
 async def sync_started(redis: ArqRedis, request: SyncRequest) -> None:
     """Called by a sync job once it holds the codebase (or found its push covered): from now on
     a push needs a job of its own. Leaves the pointer alone if it names another job."""
@@ -142,6 +157,14 @@ async def sync_started(redis: ArqRedis, request: SyncRequest) -> None:
         sync_job_id(request.codebase_id, request.generation),
     )
 
+
+_COVERED = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(redis.call('GET', KEYS[2]) or '0') then
+  if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+  return 1
+end
+return 0
+"""
 
 _DELETE_IF_EQUAL = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -24,7 +24,7 @@ from contract.jobs import (
     deserialize_job,
     serialize_job,
 )
-from contract.redis_keys import synced_key
+from contract.redis_keys import generation_key, synced_key
 from tests.support.fake_github import EXPIRED_TOKEN, INSTALLATION_TOKEN
 from tests.support.gitrepos import git_commit_count
 from tests.support.jobs import ORG, HookedStorage, Org, token_requests
@@ -359,3 +359,18 @@ def test_jobs_and_results_are_json() -> None:
         "r": "ValueError: no token here",
         "a": [{"codebase_id": 1}],
     }
+
+
+async def test_a_push_that_joined_a_queued_sync_is_not_skipped_as_covered(synced: Org) -> None:
+    org = synced
+    first = await org.push(0)  # queued, generation g
+    generation = int(await org.redis.get(generation_key(org.id(0))))
+    # A run already under way when that push came covers g, and says so as it ends.
+    await org.redis.set(synced_key(org.id(0)), generation)
+    org.repos[0].commit({"joined.py": "1\n"})
+    assert await org.push(0) == first  # joins the queued job: generation g + 1
+
+    await org.run_worker()
+
+    assert (await org.result(first)).result.get("skipped") is None
+    assert (await org.overview(0)).total_commits == git_commit_count(org.repos[0].path)

@@ -17,7 +17,7 @@ from arq.connections import ArqRedis
 
 from contract import layout, registry
 from contract.documents import Overview, RunState
-from contract.jobs import SyncRequest, sync_started
+from contract.jobs import SyncRequest, sync_covered, sync_started
 from contract.redis_keys import (
     failures_key,
     generation_key,
@@ -53,17 +53,13 @@ async def _generation(redis: ArqRedis, codebase_id: int) -> int:
     return int(await redis.get(generation_key(codebase_id)) or 0)
 
 
-async def _synced(redis: ArqRedis, codebase_id: int) -> int:
-    return int(await redis.get(synced_key(codebase_id)) or 0)
-
-
 async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Bring one codebase's documents and its org's files up to its repository's branches."""
     req = SyncRequest.model_validate(request)
     services = Services.of(ctx)
     cid = req.codebase_id
-    if req.generation and await _synced(services.redis, cid) >= req.generation:
-        await sync_started(services.redis, req)
+    # Against the codebase's current generation, not the request's: pushes may have joined.
+    if await sync_covered(services.redis, req):
         return {"codebase_id": cid, "skipped": "covered by an earlier run"}
     try:
         async with codebase_lock(services.redis, cid, services.settings.lock_ttl_s) as lease:
