@@ -7,10 +7,11 @@ arguments, and every job is idempotent: arq may run one more than once.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from arq.constants import job_key_prefix
+from arq.constants import default_queue_name, job_key_prefix
 from pydantic import BaseModel
 
 from contract.redis_keys import generation_key, queued_sync_key, synced_key
@@ -130,6 +131,14 @@ async def enqueue_sync(redis: ArqRedis, request: SyncRequest) -> tuple[int, str]
             return generation, job_id
         # Taken only if the counter went back (Redis lost it) while an old job is still stored.
         generation = int(await redis.incr(generation_key(codebase_id)))
+
+
+async def due_jobs(redis: ArqRedis) -> int:
+    """Jobs in arq's queue whose time has come: waiting for a worker or running (arq keeps a
+    job in its sorted set, scored by when it may run, until it ends); later retries left out.
+    What the workers are scaled on."""
+    now_ms = int(time.time() * 1000)
+    return int(await redis.zcount(default_queue_name, "-inf", now_ms))
 
 
 async def sync_covered(redis: ArqRedis, request: SyncRequest) -> bool:

@@ -9,7 +9,6 @@ counts it at each scrape.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,6 +22,7 @@ from prometheus_client import (
 )
 from redis.exceptions import RedisError
 
+from contract.jobs import due_jobs
 from service.keys import REDIS
 
 # A scrape waits no longer than this for Redis (Prometheus' default scrape timeout is 10 s).
@@ -61,19 +61,12 @@ class Metrics:
 METRICS = web.AppKey("metrics", Metrics)
 
 
-async def due_jobs(app: web.Application, queue: str = default_queue_name) -> int:
-    """Jobs in `queue` whose time has come: arq keeps a job in its sorted set, scored by when it
-    may run, until it finishes."""
-    now_ms = int(time.time() * 1000)
-    return int(await app[REDIS].zcount(queue, "-inf", now_ms))
-
-
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     found = request.app[METRICS]
     try:
         async with asyncio.timeout(REDIS_DEADLINE_S):
-            depth = await due_jobs(request.app)
+            depth = await due_jobs(request.app[REDIS])
     except (RedisError, OSError, TimeoutError):
         # No value rather than a stale one: the scaler then keeps the workers it has.
         found.queue_depth.clear()

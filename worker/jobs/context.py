@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from arq import Retry
 from arq.connections import ArqRedis
 
 from contract import layout, registry
@@ -20,8 +23,9 @@ from contract.registry import CodebaseEntry
 from contract.settings import Settings
 from contract.storage import Storage, StorageError
 from worker.engine import pipeline
-from worker.engine.errors import SourceError
+from worker.engine.errors import PermanentSourceError, SourceError
 from worker.jobs.github_app import GitHubApp
+from worker.jobs.locks import Lease, LockBusy, codebase_lock, installation_lock
 from worker.jobs.metrics import WorkerMetrics
 from worker.jobs.org_files import set_codebase_state_in_org
 
@@ -71,6 +75,12 @@ class Services:
     retry: RetryPolicy
     metrics: WorkerMetrics
     enqueued_at: datetime | None = None
+
+    def codebase_lock(self, codebase_id: int) -> AbstractAsyncContextManager[Lease]:
+        return codebase_lock(self.redis, codebase_id, self.settings.lock_ttl_s)
+
+    def installation_lock(self, installation_id: int) -> AbstractAsyncContextManager[Lease]:
+        return installation_lock(self.redis, installation_id, self.settings.lock_ttl_s)
 
     @classmethod
     def of(cls, ctx: dict[str, Any]) -> Services:
@@ -149,3 +159,26 @@ async def record_failure(
             )
     except StorageError as exc:
         log.warning("codebase %s: cannot record the failure: %s", cid, exc)
+
+
+async def lifecycle_step(
+    services: Services,
+    ctx: dict[str, Any],
+    subject: dict[str, int],
+    work: Callable[[], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run a job's `work` about `subject` ({"codebase_id": …} or {"installation_id": …}): a lock
+    another job holds, or a failure that may pass, brings the job back later (no sooner than
+    GitHub asked); a permanent failure ends it with its reason."""
+    what = ", ".join(f"{name.removesuffix('_id')} {value}" for name, value in subject.items())
+    try:
+        return await work()
+    except LockBusy:
+        raise Retry(defer=services.retry.lock_busy()) from None
+    except PermanentSourceError as exc:
+        log.warning("%s: %s", what, exc)
+        return {**subject, "failed": str(exc)}
+    except TRANSIENT_ERRORS as exc:
+        delay = services.retry.after(exc, ctx.get("job_try", 1))
+        log.warning("%s: %s; retrying in %.0fs", what, exc, delay)
+        raise Retry(defer=delay) from None

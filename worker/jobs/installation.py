@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arq import Retry
-
 from contract import registry
 from contract.documents import RunState
 from contract.jobs import InstallationRequest, RegisterRequest, SyncRequest
@@ -14,16 +12,8 @@ from contract.redis_keys import purged_key
 from contract.registry import CodebaseEntry
 from contract.storage import Storage
 from worker.engine import pipeline
-from worker.engine.errors import PermanentSourceError
-from worker.jobs.context import (
-    TRANSIENT_ERRORS,
-    Services,
-    enqueue_sync_of,
-    now,
-    write_status,
-)
+from worker.jobs.context import Services, enqueue_sync_of, lifecycle_step, now, write_status
 from worker.jobs.github_app import GitHubAccessLost, GitHubRepository
-from worker.jobs.locks import LockBusy, codebase_lock, installation_lock
 from worker.jobs.org_files import (
     merge_codebase_into_org,
     merge_codebases_into_org,
@@ -76,23 +66,15 @@ async def register_repositories(ctx: dict[str, Any], request: dict[str, Any]) ->
     """Register an installation's repositories (all of them when none are named) and backfill."""
     req = RegisterRequest.model_validate(request)
     services = Services.of(ctx)
-    try:
-        async with installation_lock(
-            services.redis, req.installation_id, services.settings.lock_ttl_s
-        ):
+
+    async def work() -> dict[str, Any]:
+        async with services.installation_lock(req.installation_id):
             entries = await _register(services, req)
-    except LockBusy:
-        raise Retry(defer=services.retry.lock_busy()) from None
-    except PermanentSourceError as exc:
-        log.warning("installation %s: cannot register: %s", req.installation_id, exc)
-        return {"installation_id": req.installation_id, "failed": str(exc)}
-    except TRANSIENT_ERRORS as exc:
-        delay = services.retry.after(exc, ctx.get("job_try", 1))
-        log.warning("installation %s: %s; retrying in %.0fs", req.installation_id, exc, delay)
-        raise Retry(defer=delay) from None
-    for entry in entries:
-        await enqueue_sync_of(services.redis, entry, "backfill")
-    return {"installation_id": req.installation_id, "registered": len(entries)}
+        for entry in entries:
+            await enqueue_sync_of(services.redis, entry, "backfill")
+        return {"installation_id": req.installation_id, "registered": len(entries)}
+
+    return await lifecycle_step(services, ctx, {"installation_id": req.installation_id}, work)
 
 
 async def _register(services: Services, req: RegisterRequest) -> list[CodebaseEntry]:
@@ -122,9 +104,10 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
     req = SyncRequest.model_validate(request)
     services = Services.of(ctx)
     storage, cid = services.storage, req.codebase_id
-    try:
+
+    async def work() -> dict[str, Any]:
         # Under the codebase's lock: a sync or a purge in progress is never changed under it.
-        async with codebase_lock(services.redis, cid, services.settings.lock_ttl_s):
+        async with services.codebase_lock(cid):
             if await services.redis.exists(purged_key(cid)):
                 return {"codebase_id": cid, "skipped": "purged"}
             repo = await services.github.get_repository(req.installation_id, cid)
@@ -135,17 +118,10 @@ async def refresh_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict
                     storage, existing.org_id, existing.org_login, cid, None
                 )
             entry = await register_entry(storage, req.installation_id, repo, existing)
-    except LockBusy:
-        raise Retry(defer=services.retry.lock_busy()) from None
-    except PermanentSourceError as exc:
-        log.warning("codebase %s: cannot refresh: %s", cid, exc)
-        return {"codebase_id": cid, "failed": str(exc)}
-    except TRANSIENT_ERRORS as exc:
-        delay = services.retry.after(exc, ctx.get("job_try", 1))
-        log.warning("codebase %s: %s; retrying in %.0fs", cid, exc, delay)
-        raise Retry(defer=delay) from None
-    generation = await enqueue_sync_of(services.redis, entry, req.trigger or "refresh")
-    return {"codebase_id": cid, "full_name": entry.full_name, "generation": generation}
+        generation = await enqueue_sync_of(services.redis, entry, req.trigger or "refresh")
+        return {"codebase_id": cid, "full_name": entry.full_name, "generation": generation}
+
+    return await lifecycle_step(services, ctx, {"codebase_id": cid}, work)
 
 
 async def installation_entries(storage: Storage, installation_id: int) -> list[CodebaseEntry]:
@@ -160,10 +136,9 @@ async def set_installation_suspended(
     suspend and unsuspend webhooks came last); unsuspending catches up on missed pushes."""
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
-    try:
-        async with installation_lock(
-            services.redis, req.installation_id, services.settings.lock_ttl_s
-        ):
+
+    async def work() -> dict[str, Any]:
+        async with services.installation_lock(req.installation_id):
             installation = await services.github.get_installation(req.installation_id)
             entries = await installation_entries(services.storage, req.installation_id)
             for entry in entries:
@@ -172,21 +147,14 @@ async def set_installation_suspended(
                         update={"suspended": installation.suspended, "updated_at": now()}
                     )
                     await registry.write_entry(services.storage, updated)
-    except LockBusy:
-        raise Retry(defer=services.retry.lock_busy()) from None
-    except PermanentSourceError as exc:
-        log.warning("installation %s: %s", req.installation_id, exc)
-        return {"installation_id": req.installation_id, "failed": str(exc)}
-    except TRANSIENT_ERRORS as exc:
-        delay = services.retry.after(exc, ctx.get("job_try", 1))
-        log.warning("installation %s: %s; retrying in %.0fs", req.installation_id, exc, delay)
-        raise Retry(defer=delay) from None
-    if not installation.suspended:
-        # GitHub sends no webhooks to a suspended installation.
-        for entry in entries:
-            await enqueue_sync_of(services.redis, entry, "unsuspend")
-    return {
-        "installation_id": req.installation_id,
-        "suspended": installation.suspended,
-        "codebases": len(entries),
-    }
+        if not installation.suspended:
+            # GitHub sends no webhooks to a suspended installation.
+            for entry in entries:
+                await enqueue_sync_of(services.redis, entry, "unsuspend")
+        return {
+            "installation_id": req.installation_id,
+            "suspended": installation.suspended,
+            "codebases": len(entries),
+        }
+
+    return await lifecycle_step(services, ctx, {"installation_id": req.installation_id}, work)

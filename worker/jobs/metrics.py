@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from prometheus_client import (
 from redis.exceptions import RedisError
 
 from contract.documents import Phase
+from contract.jobs import due_jobs
 from contract.logs import log_context
 from contract.storage import StorageError
 from worker.engine.errors import SourceError
@@ -145,8 +145,7 @@ async def serve_metrics(ctx: dict[str, Any], port: int) -> web.AppRunner | None:
     async def metrics(request: web.Request) -> web.Response:
         found: WorkerMetrics = ctx["metrics"]
         try:
-            now_ms = int(time.time() * 1000)
-            depth = await ctx["redis"].zcount(default_queue_name, "-inf", now_ms)
+            depth = await due_jobs(ctx["redis"])
         except (RedisError, OSError):
             found.queue_depth.clear()
         else:

@@ -7,17 +7,15 @@ import logging
 import shutil
 from typing import Any
 
-from arq import Retry
-
 from contract import layout, registry
 from contract.jobs import InstallationRequest, PurgeRequest
 from contract.redis_keys import failures_key, purged_key, synced_key
 from contract.registry import CodebaseEntry
 from worker.engine import pipeline
-from worker.jobs.context import TRANSIENT_ERRORS, Services
+from worker.jobs.context import Services, lifecycle_step
 from worker.jobs.github_app import GitHubAccessLost
 from worker.jobs.installation import installation_entries
-from worker.jobs.locks import LockBusy, codebase_lock, installation_lock
+from worker.jobs.locks import LockBusy
 from worker.jobs.org_files import drop_org_if_empty, merge_codebase_into_org
 
 log = logging.getLogger(__name__)
@@ -28,7 +26,7 @@ PURGED_TTL_S = 24 * 3600
 
 async def _purge(services: Services, codebase_id: int) -> None:
     storage = services.storage
-    async with codebase_lock(services.redis, codebase_id, services.settings.lock_ttl_s):
+    async with services.codebase_lock(codebase_id):
         # First, so that jobs queued behind this one do not bring the codebase back.
         await services.redis.set(purged_key(codebase_id), 1, ex=PURGED_TTL_S)
         entry = await registry.read_entry(storage, codebase_id)
@@ -65,41 +63,33 @@ async def purge_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[s
     req = PurgeRequest.model_validate(request)
     services = Services.of(ctx)
     cid = req.codebase_id
-    try:
+
+    async def work() -> dict[str, Any]:
         entry = await registry.read_entry(services.storage, cid)
         if entry is not None and await _still_on_github(services, entry):
             log.info("codebase %s: not purged, its installation still sees it", cid)
             return {"codebase_id": cid, "skipped": "still on GitHub"}
         await _purge(services, cid)
-    except LockBusy:
-        raise Retry(defer=services.retry.lock_busy()) from None
-    except TRANSIENT_ERRORS as exc:
-        delay = services.retry.after(exc, ctx.get("job_try", 1))
-        log.warning("codebase %s: cannot purge yet: %s; retrying in %.0fs", cid, exc, delay)
-        raise Retry(defer=delay) from None
-    return {"codebase_id": cid, "purged": True}
+        return {"codebase_id": cid, "purged": True}
+
+    return await lifecycle_step(services, ctx, {"codebase_id": cid}, work)
 
 
 async def purge_installation(ctx: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """Purge every codebase of an installation that GitHub says is gone, then its org's files."""
     req = InstallationRequest.model_validate(request)
     services = Services.of(ctx)
-    try:
-        async with installation_lock(
-            services.redis, req.installation_id, services.settings.lock_ttl_s
-        ):
+
+    async def work() -> dict[str, Any]:
+        async with services.installation_lock(req.installation_id):
             try:
                 await services.github.get_installation(req.installation_id)
             except GitHubAccessLost:
                 return await _purge_installation(services, req.installation_id)
             log.info("installation %s: not purged, GitHub still has it", req.installation_id)
             return {"installation_id": req.installation_id, "skipped": "still installed"}
-    except LockBusy:
-        raise Retry(defer=services.retry.lock_busy()) from None
-    except TRANSIENT_ERRORS as exc:
-        delay = services.retry.after(exc, ctx.get("job_try", 1))
-        log.warning("installation %s: cannot purge yet: %s", req.installation_id, exc)
-        raise Retry(defer=delay) from None
+
+    return await lifecycle_step(services, ctx, {"installation_id": req.installation_id}, work)
 
 
 async def _purge_installation(services: Services, installation_id: int) -> dict[str, Any]:

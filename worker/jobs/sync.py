@@ -32,7 +32,7 @@ from worker.engine.errors import PermanentSourceError, RunSuperseded, public_mes
 from worker.jobs.context import TRANSIENT_ERRORS, Services, record_failure
 from worker.jobs.github_app import GitCredentials, origin_of, require_git_host
 from worker.jobs.installation import register_entry
-from worker.jobs.locks import Lease, LockBusy, codebase_lock
+from worker.jobs.locks import Lease, LockBusy
 from worker.jobs.org_files import contribution_from_documents, merge_codebase_into_org
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ async def sync_codebase(ctx: dict[str, Any], request: dict[str, Any]) -> dict[st
     if await sync_covered(services.redis, req):
         return {"codebase_id": cid, "skipped": "covered by an earlier run"}
     try:
-        async with codebase_lock(services.redis, cid, services.settings.lock_ttl_s) as lease:
+        async with services.codebase_lock(cid) as lease:
             # Before the generation is read: a push from now on gets a job of its own.
             await sync_started(services.redis, req)
             return await _sync_locked(services, req, lease)
