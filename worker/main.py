@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -48,43 +49,18 @@ MAX_TRIES = 10
 HEALTH_CHECK_INTERVAL_S = 30
 
 
+def _job(name: str, function: Callable[..., Awaitable[Any]], max_tries: int) -> Function:
+    """Job `name`, counted by outcome (instrumented), with the worker's timeout."""
+    return func(instrumented(name, function), name=name, timeout=JOB_TIMEOUT_S, max_tries=max_tries)
+
+
 FUNCTIONS: list[Function] = [
-    func(
-        instrumented(SYNC_CODEBASE, sync.sync_codebase),
-        name=SYNC_CODEBASE,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=LOCK_WAITING_MAX_TRIES,
-    ),
-    func(
-        instrumented(REGISTER_REPOSITORIES, installation.register_repositories),
-        name=REGISTER_REPOSITORIES,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=MAX_TRIES,
-    ),
-    func(
-        instrumented(PURGE_CODEBASE, purge.purge_codebase),
-        name=PURGE_CODEBASE,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=LOCK_WAITING_MAX_TRIES,
-    ),
-    func(
-        instrumented(PURGE_INSTALLATION, purge.purge_installation),
-        name=PURGE_INSTALLATION,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=LOCK_WAITING_MAX_TRIES,
-    ),
-    func(
-        instrumented(REFRESH_CODEBASE, installation.refresh_codebase),
-        name=REFRESH_CODEBASE,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=LOCK_WAITING_MAX_TRIES,
-    ),
-    func(
-        instrumented(SET_INSTALLATION_SUSPENDED, installation.set_installation_suspended),
-        name=SET_INSTALLATION_SUSPENDED,
-        timeout=JOB_TIMEOUT_S,
-        max_tries=MAX_TRIES,
-    ),
+    _job(SYNC_CODEBASE, sync.sync_codebase, LOCK_WAITING_MAX_TRIES),
+    _job(REGISTER_REPOSITORIES, installation.register_repositories, MAX_TRIES),
+    _job(PURGE_CODEBASE, purge.purge_codebase, LOCK_WAITING_MAX_TRIES),
+    _job(PURGE_INSTALLATION, purge.purge_installation, LOCK_WAITING_MAX_TRIES),
+    _job(REFRESH_CODEBASE, installation.refresh_codebase, LOCK_WAITING_MAX_TRIES),
+    _job(SET_INSTALLATION_SUSPENDED, installation.set_installation_suspended, MAX_TRIES),
 ]
 
 # Every 10 minutes; `unique` (the default) runs it on one worker only. Enqueueing "reconcile"
