@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 
 from contract.jobs import RECOVER_ORPHANS
-from contract.storage.local import LocalStorage
 from service.keys import REDIS
-from tests.support.documents import read_documents, without_run_timestamps
+from tests.support.documents import assert_equals_a_clean_run
 from tests.support.gitrepos import build_long_history, git_commit_count
 from tests.support.stack import ORG_ID, ORG_LOGIN, NotYet, Stack, add_repo
-from worker.engine.pipeline import analyze_codebase
 
 pytestmark = pytest.mark.fault
 
@@ -58,11 +56,6 @@ async def test_a_worker_killed_mid_backfill_is_replaced(
         recovered = await stack.settle({cid: repo})
 
     assert recovered.overviews[cid]["total_commits"] == git_commit_count(repo.path) == HISTORY
-    clean = LocalStorage(tmp_path / "clean")
-    await analyze_codebase(
-        str(repo.path), clean, cid, tmp_path / "clean-work", full_name=f"{ORG_LOGIN}/long"
+    await assert_equals_a_clean_run(
+        stack.storage, cid, repo.path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/long"
     )
-    ours = without_run_timestamps(await read_documents(stack.storage, cid))
-    theirs = without_run_timestamps(await read_documents(clean, cid))
-    ours.pop("status"), theirs.pop("status")
-    assert ours == theirs

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from arq.constants import default_queue_name
 
-from contract.storage.local import LocalStorage
-from tests.support.documents import read_documents, without_run_timestamps
+from tests.support.documents import assert_equals_a_clean_run
 from tests.support.gitrepos import GitRepo, git_commit_count
 from tests.support.stack import ORG_ID, ORG_LOGIN, Stack, add_repo
-from worker.engine.pipeline import analyze_codebase
 
 pytestmark = pytest.mark.fault
 
@@ -51,12 +49,6 @@ async def test_a_thousand_pushes_across_twenty_repositories(stack: Stack, tmp_pa
     assert deepest <= 2 * REPOSITORIES, deepest
     for cid, repo in repos.items():
         assert snapshot.overviews[cid]["total_commits"] == git_commit_count(repo.path)
-    sample = ids[0]
-    clean = LocalStorage(tmp_path / "clean")
-    await analyze_codebase(
-        str(repos[sample].path), clean, sample, tmp_path / "work2", full_name=f"{ORG_LOGIN}/r00"
+    await assert_equals_a_clean_run(
+        stack.storage, ids[0], repos[ids[0]].path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/r00"
     )
-    ours = without_run_timestamps(await read_documents(stack.storage, sample))
-    theirs = without_run_timestamps(await read_documents(clean, sample))
-    ours.pop("status"), theirs.pop("status")
-    assert ours == theirs

@@ -16,7 +16,7 @@ from contract import layout
 from contract.redis_keys import codebase_lock_key
 from contract.storage import StorageError
 from contract.storage.local import LocalStorage
-from tests.support.documents import read_documents, without_run_timestamps
+from tests.support.documents import assert_equals_a_clean_run, read_documents
 from tests.support.gitrepos import GitRepo
 from tests.support.jobs import HookedStorage, Org
 from tests.support.storage_faults import RefusingStorage
@@ -27,16 +27,6 @@ CODEBASE = 1
 
 async def analyze(repo: GitRepo, storage: LocalStorage, work: Path) -> None:
     await analyze_codebase(str(repo.path), storage, CODEBASE, work)
-
-
-async def assert_equals_a_fresh_run(repo: GitRepo, storage: LocalStorage, tmp_path: Path) -> None:
-    """Every exported document as a fresh run writes it (the status keeps the failure's record)."""
-    fresh = LocalStorage(tmp_path / "fresh")
-    await analyze(repo, fresh, tmp_path / "fresh-work")
-    ours = without_run_timestamps(await read_documents(storage, CODEBASE))
-    theirs = without_run_timestamps(await read_documents(fresh, CODEBASE))
-    assert ours.pop("status")["refs"] == theirs.pop("status")["refs"]
-    assert ours == theirs
 
 
 async def overview_bytes(storage: LocalStorage) -> bytes:
@@ -62,7 +52,7 @@ async def test_a_run_that_cannot_commit_publishes_nothing(
 
     git_repo.reset_branch("main", kept)  # and the commit is force-pushed away
     await analyze(git_repo, storage, tmp_path / "work")
-    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)
+    await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
 
 
 async def test_a_document_not_written_after_the_commit_is_written_by_the_next_run(
@@ -77,7 +67,7 @@ async def test_a_document_not_written_after_the_commit_is_written_by_the_next_ru
     with pytest.raises(StorageError, match="injected"):
         await analyze(git_repo, storage, tmp_path / "work")
     await analyze(git_repo, storage, tmp_path / "work")  # nothing new to extract
-    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)
+    await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
 
 
 async def test_a_run_that_lost_its_lock_writes_nothing(synced: Org, tmp_path: Path) -> None:
@@ -141,4 +131,4 @@ async def test_what_an_unfinished_run_uploaded_is_collected_by_the_next(
         for kind in ("commits", "files")
     }
     assert after == named
-    await assert_equals_a_fresh_run(git_repo, storage, tmp_path)
+    await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)

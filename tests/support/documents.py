@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS
 from contract.storage import Storage
+from contract.storage.local import LocalStorage
+from worker.engine.pipeline import analyze_codebase
 
 # What legitimately differs between two runs over the same history.
 RUN_TIMESTAMPS = {"generated_at", "updated_at", "last_run", "last_success_at"}
@@ -30,3 +33,18 @@ def without_run_timestamps(documents: dict[str, dict[str, Any]]) -> dict[str, di
         name: {k: v for k, v in doc.items() if k not in RUN_TIMESTAMPS}
         for name, doc in documents.items()
     }
+
+
+async def assert_equals_a_clean_run(
+    storage: Storage, codebase_id: int, source: Path, root: Path, full_name: str | None = None
+) -> None:
+    """Every document of `codebase_id` in `storage` is what one run of the engine over `source`
+    from nothing writes (timestamps aside; of the status, the branch heads it accounts for)."""
+    clean = LocalStorage(root / "clean-storage")
+    await analyze_codebase(
+        str(source), clean, codebase_id, root / "clean-work", full_name=full_name
+    )
+    ours = without_run_timestamps(await read_documents(storage, codebase_id))
+    theirs = without_run_timestamps(await read_documents(clean, codebase_id))
+    assert ours.pop("status")["refs"] == theirs.pop("status")["refs"]
+    assert ours == theirs
