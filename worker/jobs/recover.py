@@ -10,9 +10,10 @@ free worker runs it again (every job may run more than once). Runs every minute.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.jobs import Job
 
 from contract.jobs import PURGE_CODEBASE, REFRESH_CODEBASE, SYNC_CODEBASE, deserialize_job
@@ -48,11 +49,16 @@ async def recover_orphans(ctx: dict[str, Any]) -> dict[str, Any]:
     # Longer than a dead worker's lock outlives it, and than a job may run before its lock.
     grace_ms = services.settings.lock_ttl_s * 1500
     recovered = []
-    async for raw in services.redis.scan_iter(match=in_progress_key_prefix + "*", count=500):
-        key = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if await _orphaned(services, key, grace_ms):
+    # A started job stays in arq's queue, scored by when it could start, until it ends: the due
+    # part of the queue holds every job in progress, and costs what the queue holds, not what
+    # all of Redis holds (delivery ids, results).
+    now_ms = int(time.time() * 1000)
+    for raw in await services.redis.zrangebyscore(default_queue_name, "-inf", now_ms):
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        key = in_progress_key_prefix + job_id
+        if await services.redis.exists(key) and await _orphaned(services, key, grace_ms):
             await services.redis.delete(key)
-            recovered.append(key.removeprefix(in_progress_key_prefix))
+            recovered.append(job_id)
     if recovered:
         log.warning("recovered %d jobs of a worker that died: %s", len(recovered), recovered)
     return {"recovered": len(recovered)}
