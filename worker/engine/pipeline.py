@@ -236,7 +236,8 @@ class _Run:
     callbacks: pygit2.RemoteCallbacks | None
     workers: int | None
     still_owner: OwnerCheck | None = None
-    # The last run did not succeed (it failed or died): it may have left objects behind.
+    # The last run did not succeed (it failed or died): it may have left objects behind in
+    # storage, and documents that differ from the manifest's record of them.
     tidy: bool = False
     state: CodebaseState = field(init=False)
     manifest: Manifest = field(init=False)
@@ -535,7 +536,11 @@ async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
     that a crash or a failed write left behind, whatever its content."""
     await run.check_lease()
     before = run.manifest.published
-    published = await publish_documents(run.storage, run.codebase_id, documents, before)
+    # After a run that succeeded, the manifest's record is what storage holds: only a failed or
+    # interrupted one can have left documents that differ from it.
+    published = await publish_documents(
+        run.storage, run.codebase_id, documents, before, verify=run.tidy
+    )
     if published != before:
         run.manifest = run.manifest.model_copy(update={"published": published})
         await run.state.save_manifest(run.manifest)
