@@ -1,4 +1,5 @@
-"""The arq worker: `arq worker.main.WorkerSettings` (the Procfile's worker line).
+"""The arq worker: `python -m worker` (the Procfile's worker line) runs `Worker` on
+`WorkerSettings`; `arq --check worker.main.WorkerSettings` is its health check.
 
 arq reads `WorkerSettings`' attributes as they are when it looks the class up, and a plain class
 body runs at import. So that REDIS_URL and WORKER_CONCURRENCY are read when the worker starts
@@ -8,14 +9,19 @@ the module's `__getattr__` (PEP 562): `worker_settings()` returns the plain clas
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
+import arq.worker
 from arq import cron, func
 from arq.worker import Function
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract.jobs import (
     PURGE_CODEBASE,
@@ -47,6 +53,9 @@ MAX_TRIES = 10
 # How often a worker records that it is alive; `arq --check` (the Kubernetes liveness probe)
 # fails once the record is this old. arq's default, an hour, is too slow for a probe.
 HEALTH_CHECK_INTERVAL_S = 30
+# Redis unreachable (down, restarting, still loading its data): what the worker waits out.
+REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_RETRY_MAX_S = 5.0
 
 
 def _job(name: str, function: Callable[..., Awaitable[Any]], max_tries: int) -> Function:
@@ -72,11 +81,11 @@ CRON_JOBS = [
         minute=set(range(0, 60, reconcile.RECONCILE_PERIOD_S // 60)),
         timeout=RECONCILE_TIMEOUT_S,
     ),
-    # Every minute: a job of a worker that died is run again within minutes, not hours.
+    # A job of a worker that died runs again within a couple of minutes, not hours.
     cron(
         instrumented(RECOVER_ORPHANS, recover.recover_orphans),
         name=RECOVER_ORPHANS,
-        second=0,
+        second=set(range(0, 60, recover.RECOVER_PERIOD_S)),
         timeout=RECONCILE_TIMEOUT_S,
     ),
 ]
@@ -147,3 +156,51 @@ def __getattr__(name: str) -> Any:
     if name == "WorkerSettings":
         return worker_settings()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Worker(arq.worker.Worker):
+    """arq's worker, which outlives Redis going away.
+
+    arq's own worker exits on the first Redis error of its polling loop, so a Redis restart
+    stops every worker at once, and each must wait for its supervisor to start it again. This
+    one logs the outage, polls again with a growing pause (up to 5 s) and carries on once Redis
+    answers, restarted and possibly empty: reconcile rebuilds the jobs a lost queue held, and
+    recover_orphans frees those whose worker could not record their end.
+    """
+
+    _outage_since: float | None = None
+    _pause_s = 0.0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except REDIS_UNREACHABLE as exc:
+            if self._outage_since is None:
+                self._outage_since = time.monotonic()
+                log.warning("Redis unreachable (%s): polling again until it answers", exc)
+            self._pause_s = min(max(self._pause_s * 2, self.poll_delay_s), REDIS_RETRY_MAX_S)
+            await asyncio.sleep(self._pause_s)
+            return
+        if self._outage_since is not None:
+            down_s = time.monotonic() - self._outage_since
+            log.warning("Redis answers again after %.1f s unreachable", down_s)
+            self._outage_since, self._pause_s = None, 0.0
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except REDIS_UNREACHABLE:
+            # arq counts a job as running (a slot of max_jobs taken) before it asks Redis to
+            # mark it started; that request failed, so no job runs in the slot: give it back.
+            self.job_counter -= 1
+            self.sem.release()
+            raise
+
+
+def run_worker(config: Settings | None = None) -> None:
+    """Run a worker until SIGINT or SIGTERM (`python -m worker`)."""
+    settings_cls = worker_settings(config)
+    configure_logging(settings_cls.ctx["settings"].log_format)
+    # arq annotates get_kwargs' values as NameError.
+    kwargs: dict[str, Any] = dict(arq.worker.get_kwargs(settings_cls))
+    Worker(**kwargs).run()

@@ -1,7 +1,7 @@
 """`gitstats serve`: the whole service on one machine with embedded defaults.
 
 It starts an embedded Valkey when REDIS_URL is unset, the web app (`python -m service`) and one
-worker (`arq worker.main.WorkerSettings`) as child processes, the way the Procfile runs them, and
+worker (`python -m worker`) as child processes, the way the Procfile runs them, and
 with `--demo PATH` first analyzes that repository into storage so there is data to look at
 before any GitHub App is set up.
 """
@@ -109,7 +109,7 @@ def serve(demo: str | None, port: int | None) -> int:
             print(f"embedded Valkey at {server.connection_url}", flush=True)
         children = [
             subprocess.Popen([sys.executable, "-m", "service"], env=env),
-            subprocess.Popen([sys.executable, "-m", "arq", "worker.main.WorkerSettings"], env=env),
+            subprocess.Popen([sys.executable, "-m", "worker"], env=env),
         ]
         base = f"http://localhost:{env.get('PORT', settings.port)}"
         token = admin_token or "<one of ADMIN_TOKENS>"

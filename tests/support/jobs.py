@@ -17,12 +17,13 @@ import pytest
 from arq import func
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job, JobResult
-from arq.worker import Worker, create_worker
+from arq.worker import get_kwargs
 
 from contract import layout
 from contract.documents import CodebasesList, OrgSummary, Overview, Status
 from contract.jobs import (
     RECONCILE,
+    RECOVER_ORPHANS,
     REGISTER_REPOSITORIES,
     Account,
     RegisterRequest,
@@ -39,7 +40,8 @@ from tests.support.fake_github import FakeGitHub
 from tests.support.gitrepos import GitRepo
 from worker.jobs.context import RetryPolicy
 from worker.jobs.reconcile import reconcile
-from worker.main import FUNCTIONS, worker_settings
+from worker.jobs.recover import recover_orphans
+from worker.main import FUNCTIONS, Worker, worker_settings
 
 ORG = Account(id=31_337, login="acme")
 FAST_RETRY = RetryPolicy(base_s=0.01, max_s=0.05, max_failures=3, lock_busy_s=0.01)
@@ -117,19 +119,25 @@ class Org:
 
     async def run_worker(self, storage: Storage | None = None, **overrides: Any) -> Worker:
         """Run every queued job (and what they enqueue) in a burst worker, as deployed."""
-        worker = create_worker(
-            worker_settings(self.config),
-            burst=True,
-            poll_delay=0,
-            handle_signals=False,
-            cron_jobs=[],
-            functions=[*FUNCTIONS, func(reconcile, name=RECONCILE)],
-            ctx={
-                "settings": self.config,
-                "storage": storage or self.storage,
-                "retry_policy": FAST_RETRY,
-            },
-            **overrides,
+        worker = Worker(
+            **{
+                **get_kwargs(worker_settings(self.config)),
+                "burst": True,
+                "poll_delay": 0,
+                "handle_signals": False,
+                "cron_jobs": [],
+                "functions": [
+                    *FUNCTIONS,
+                    func(reconcile, name=RECONCILE),
+                    func(recover_orphans, name=RECOVER_ORPHANS),
+                ],
+                "ctx": {
+                    "settings": self.config,
+                    "storage": storage or self.storage,
+                    "retry_policy": FAST_RETRY,
+                },
+                **overrides,
+            }
         )
         try:
             await worker.async_run()

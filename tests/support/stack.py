@@ -65,7 +65,7 @@ class NotYet(Exception):
 
 @dataclass
 class WorkerProcess:
-    """One `arq worker.main.WorkerSettings` process, its stdout and stderr captured to files."""
+    """One `python -m worker` process, its stdout and stderr captured to files."""
 
     name: str
     proc: subprocess.Popen[bytes]
@@ -173,7 +173,7 @@ class Stack:
             stdout_path, stderr_path = logs / f"{name}.stdout", logs / f"{name}.stderr"
             stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "arq", "worker.main.WorkerSettings"],
+                [sys.executable, "-m", "worker"],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
