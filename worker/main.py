@@ -199,8 +199,9 @@ class Worker(arq.worker.Worker):
 
 def run_worker(config: Settings | None = None) -> None:
     """Run a worker until SIGINT or SIGTERM (`python -m worker`)."""
-    settings_cls = worker_settings(config)
-    configure_logging(settings_cls.ctx["settings"].log_format)
+    settings = config or Settings()
+    configure_logging(settings.log_format)
+    settings_cls = worker_settings(settings)
     # arq annotates get_kwargs' values as NameError.
     kwargs: dict[str, Any] = dict(arq.worker.get_kwargs(settings_cls))
     Worker(**kwargs).run()
