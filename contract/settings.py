@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=3, ge=1)
     # How long a dead worker's lock on a codebase outlives it (a live worker renews it).
     lock_ttl_s: float = Field(default=60.0, ge=1.0)
+    # A job that failed in a way that may pass waits this long before its first retry, twice as
+    # long before each next one (10 minutes at most), and never less than GitHub asked.
+    retry_base_s: float = Field(default=5.0, gt=0)
+    # How long a fetch (or a listing of branches) waits to connect to the git server, and then
+    # for each read or write: libgit2 would wait forever for a server that stops answering.
+    fetch_connect_timeout_s: float = Field(default=15.0, gt=0)
+    fetch_io_timeout_s: float = Field(default=120.0, gt=0)
     # The read API never loads a stored document larger than this into memory.
     api_max_document_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -605,6 +606,49 @@ async def test_upload_pack_streams_a_chunked_request_body(
         answer = await resp.read()
     assert answer.startswith(b"0008NAK\n")
     assert answer[8:12] == b"PACK"
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_stall_git_holds_git_requests_until_resumed(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    installation = _org(fake_github)
+    repo = fake_github.add_repository(installation, "acme", "w", _source(tmp_path / "src").path)
+    token = fake_github.issue_token(installation)["token"]
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    refs = f"{repo['clone_url']}/info/refs?service=git-upload-pack"
+    fake_github.stall_git()
+
+    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
+        # A client that gives up on the stalled server is answered nothing once it resumes.
+        with pytest.raises(TimeoutError):
+            await session.get(refs, timeout=aiohttp.ClientTimeout(total=0.2))
+        await _until(lambda: fake_github.git_requests_held == 1, "the first request to be held")
+        held = asyncio.create_task(session.get(refs))
+        await _until(lambda: fake_github.git_requests_held == 2, "the second request to be held")
+        assert not held.done()
+        await session.get(f"{fake_github.base_url}/installation/repositories")  # REST flows
+        resumed_at = time.time()
+        fake_github.resume_git()
+        async with await held as response:
+            assert response.status == 200
+            assert b"# service=git-upload-pack" in await response.read()
+        async with session.get(refs) as response:  # no longer held
+            assert response.status == 200
+            await response.read()
+
+    await _until(lambda: len(fake_github.requests) == 4, "the given-up request to be logged")
+    git = [r for r in fake_github.requests if r.path.endswith("/info/refs")]
+    # In the order they were answered: the one whose client gave up first, with no answer.
+    assert [r.status for r in git] == [499, 200, 200]
+    assert [r.received_at < resumed_at for r in git] == [True, True, False]
+    assert fake_github.git_requests_held == 2
 
 
 def test_git_cli_clones_non_bare_and_bare(fake_github: FakeGitHub, tmp_path: Path) -> None:

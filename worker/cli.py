@@ -13,6 +13,7 @@ from contract.documents import CODEBASE_DOCUMENTS, EmailMode, Phase
 from contract.settings import Settings
 from contract.storage import StorageError, open_storage
 from worker.engine.errors import EngineError, redact
+from worker.engine.fetch import NetworkTimeouts
 from worker.engine.pipeline import ProgressCallback, RunResult, analyze_codebase
 
 
@@ -83,7 +84,7 @@ class _ProgressBar:
             self._bar = None
 
 
-async def _analyze(args: argparse.Namespace) -> RunResult:
+async def _analyze(args: argparse.Namespace, timeouts: NetworkTimeouts) -> RunResult:
     storage = open_storage(args.storage, args.s3_endpoint_url)
     progress: ProgressCallback | None = None
     bar = None
@@ -99,6 +100,7 @@ async def _analyze(args: argparse.Namespace) -> RunResult:
             args.work_dir,
             full_name=args.name,
             email_mode=args.email_mode,
+            timeouts=timeouts,
             on_progress=progress,
         )
     finally:
@@ -119,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gitstats: error: {redact(str(exc))}", file=sys.stderr)
             return 1
     try:
-        result = asyncio.run(_analyze(args))
+        timeouts = NetworkTimeouts(settings.fetch_connect_timeout_s, settings.fetch_io_timeout_s)
+        result = asyncio.run(_analyze(args, timeouts))
     except (EngineError, StorageError) as exc:
         print(f"gitstats: error: {redact(str(exc))}", file=sys.stderr)
         return 1

@@ -111,7 +111,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         raise
     ctx.update(settings=settings, storage=storage, session=session, github=github)
     ctx["tokens"] = github.tokens
-    ctx.setdefault("retry_policy", RetryPolicy())
+    ctx.setdefault("retry_policy", RetryPolicy(base_s=settings.retry_base_s))
     ctx.setdefault("metrics", WorkerMetrics.create())
     if settings.worker_metrics_port:
         ctx["metrics_server"] = await serve_metrics(ctx, settings.worker_metrics_port)

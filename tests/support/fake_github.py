@@ -16,8 +16,8 @@ answering while a test blocks, and other processes can reach it):
 
 Each fake repository is a real repository on disk that the test owns (bare, or non-bare
 and then its `.git` is served), read live on every request. Tests control the state with
-plain, thread-safe methods, inject faults (`fail_next`, `rate_limit_next`) and read the
-request log (`requests`), which records the kind of credential used, never a token.
+plain, thread-safe methods, inject faults (`fail_next`, `rate_limit_next`, `stall_git`) and
+read the request log (`requests`), which records the kind of credential used, never a token.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class RecordedRequest:
     query: str
     status: int
     credential: str
+    received_at: float  # time.time() when the request arrived
     scheme: str | None = None  # "basic", "bearer" or "token", as sent
     installation_id: int | None = None
     user: str | None = None
@@ -267,6 +268,10 @@ class FakeGitHub:
         self._users: dict[str, _User] = {}  # token → user
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
+        # Set while git requests are answered, cleared by stall_git(); one per serving loop, and
+        # only that loop touches it (asyncio.Event is neither thread-safe nor loop-agnostic).
+        self._git_flowing: asyncio.Event | None = None
+        self._git_requests_held = 0
         self._next_installation_id = 50_000_001
         self._next_repo_id = 700_000_001
         self._next_user_id = 9_000_001
@@ -305,12 +310,13 @@ class FakeGitHub:
             return
         try:
             if self._runner is not None:
+                self.resume_git()  # held requests end now, not at the shutdown timeout
                 cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
                 cleanup.result(timeout=30)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=30)
-            self._loop = self._thread = self._runner = None
+            self._loop = self._thread = self._runner = self._git_flowing = None
             self._port = None
             if self._git_home is not None:
                 shutil.rmtree(self._git_home, ignore_errors=True)
@@ -337,6 +343,8 @@ class FakeGitHub:
             loop.close()
 
     async def _start_server(self) -> None:
+        self._git_flowing = asyncio.Event()
+        self._git_flowing.set()
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post(
             r"/app/installations/{installation_id:\d+}/access_tokens", self._access_tokens
@@ -638,6 +646,32 @@ class FakeGitHub:
         with self._lock:
             self._faults.append(_Fault(re.compile(path_regex), method, times, 403, reset_in))
 
+    def stall_git(self) -> None:
+        """From now on, accept git requests (info/refs, upload-pack) and answer none of them
+        until `resume_git()`: a git server that stopped answering."""
+        self._on_loop(lambda flowing: flowing.clear())
+
+    def resume_git(self) -> None:
+        """Answer the held git requests (those whose client is still there) and the next ones."""
+        self._on_loop(lambda flowing: flowing.set())
+
+    @property
+    def git_requests_held(self) -> int:
+        """How many git requests a stall has held so far (answered since, or not)."""
+        with self._lock:
+            return self._git_requests_held
+
+    def _on_loop(self, action: Callable[[asyncio.Event], None]) -> None:
+        """Run `action` on the git gate from the fake's own loop, and wait for it."""
+        loop, flowing = self._loop, self._git_flowing
+        if loop is None or flowing is None:
+            raise RuntimeError("FakeGitHub is not running; use start() or running_fake_github()")
+
+        async def run() -> None:
+            action(flowing)
+
+        asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=30)
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every request answered so far, oldest first (a copy)."""
@@ -893,6 +927,7 @@ class FakeGitHub:
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
+        received_at = time.time()
         auth = self._authenticate(request.headers.get("Authorization"))
         request[_AUTH] = auth
         status = 500
@@ -923,6 +958,7 @@ class FakeGitHub:
                         query=request.query_string,
                         status=status,
                         credential=auth.kind,
+                        received_at=received_at,
                         scheme=auth.scheme,
                         installation_id=None if token is None else token.installation_id,
                         user=None if auth.user is None else auth.user.login,
@@ -1220,6 +1256,9 @@ class FakeGitHub:
     # -- git over HTTP --------------------------------------------------------------------
 
     async def _git(self, request: web.Request) -> web.StreamResponse:
+        flowing = self._git_flowing
+        if flowing is not None and not flowing.is_set():
+            await self._hold(request, flowing)
         auth: _Auth = request[_AUTH]
         suffix = request.match_info["suffix"]
         owner, repo_segment = request.match_info["owner"], request.match_info["repo"]
@@ -1256,6 +1295,15 @@ class FakeGitHub:
             # GitHub speaks only the smart protocol.
             return web.Response(status=403, text="Please upgrade your git client.\n")
         return await self._http_backend(request, path, suffix)
+
+    async def _hold(self, request: web.Request, flowing: asyncio.Event) -> None:
+        """Keep a git request unanswered until resume_git(); if its client has gone by then,
+        end it with no answer (499, as nginx logs a client that closed the connection)."""
+        with self._lock:
+            self._git_requests_held += 1
+        await flowing.wait()
+        if request.transport is None or request.transport.is_closing():
+            raise _Reply(web.Response(status=499))
 
     def _cgi_env(self, request: web.Request, gitdir: Path, suffix: str) -> dict[str, str]:
         config = {

@@ -43,6 +43,9 @@ class NetworkTimeouts:
         pygit2.settings.server_timeout = int(self.io_s * 1000)
 
 
+DEFAULT_TIMEOUTS = NetworkTimeouts()
+
+
 @dataclass(frozen=True)
 class FetchedRepository:
     path: Path
@@ -72,7 +75,7 @@ def fetch_source(
     source: str,
     mirror: Path,
     callbacks: pygit2.RemoteCallbacks | None = None,
-    timeouts: NetworkTimeouts = NetworkTimeouts(),
+    timeouts: NetworkTimeouts = DEFAULT_TIMEOUTS,
 ) -> FetchedRepository:
     """Clone `source` into `mirror` (a bare repository) or update it: every branch, pruned.
 
@@ -169,7 +172,7 @@ def list_remote_branches(
     url: str,
     scratch: Path,
     callbacks: pygit2.RemoteCallbacks | None = None,
-    timeouts: NetworkTimeouts = NetworkTimeouts(),
+    timeouts: NetworkTimeouts = DEFAULT_TIMEOUTS,
 ) -> dict[str, str]:
     """`git ls-remote --heads url`: branch name → sha, without fetching anything."""
     timeouts.apply()

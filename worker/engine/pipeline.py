@@ -37,7 +37,13 @@ from worker.engine.branches import Divergence, describe_branches
 from worker.engine.errors import RunSuperseded, public_message
 from worker.engine.export import CodebaseFacts, build_documents, publish_documents
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits
-from worker.engine.fetch import FetchedRepository, fetch_source, resolve_source
+from worker.engine.fetch import (
+    DEFAULT_TIMEOUTS,
+    FetchedRepository,
+    NetworkTimeouts,
+    fetch_source,
+    resolve_source,
+)
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     CodebaseState,
@@ -135,6 +141,7 @@ async def analyze_codebase(
     email_mode: EmailMode = EmailMode.HASH,
     trigger: str = "cli",
     callbacks: pygit2.RemoteCallbacks | None = None,
+    timeouts: NetworkTimeouts = DEFAULT_TIMEOUTS,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
     still_owner: OwnerCheck | None = None,
@@ -175,6 +182,7 @@ async def analyze_codebase(
         default_branch=default_branch,
         email_mode=email_mode,
         callbacks=callbacks,
+        timeouts=timeouts,
         workers=workers,
         still_owner=still_owner,
         tidy=previous is None or previous.state is not RunState.SUCCEEDED,
@@ -234,6 +242,7 @@ class _Run:
     default_branch: str | None
     email_mode: EmailMode
     callbacks: pygit2.RemoteCallbacks | None
+    timeouts: NetworkTimeouts
     workers: int | None
     still_owner: OwnerCheck | None = None
     # The last run did not succeed (it failed or died): it may have left objects behind in
@@ -340,7 +349,11 @@ async def fetch(run: _Run) -> _Source:
     await run.enter(Phase.FETCH)
     run.report(Phase.FETCH, 0, 1)
     fetched = await asyncio.to_thread(
-        fetch_source, run.source, mirror_dir(run.work_dir, run.codebase_id), run.callbacks
+        fetch_source,
+        run.source,
+        mirror_dir(run.work_dir, run.codebase_id),
+        run.callbacks,
+        run.timeouts,
     )
     default = choose_default_branch(
         fetched.branches, run.default_branch, fetched.remote_default_branch

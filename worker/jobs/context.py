@@ -24,6 +24,7 @@ from contract.settings import Settings
 from contract.storage import Storage, StorageError
 from worker.engine import pipeline
 from worker.engine.errors import PermanentSourceError, SourceError
+from worker.engine.fetch import NetworkTimeouts
 from worker.jobs.github_app import GitHubApp
 from worker.jobs.locks import Lease, LockBusy, codebase_lock, installation_lock
 from worker.jobs.metrics import WorkerMetrics
@@ -75,6 +76,14 @@ class Services:
     retry: RetryPolicy
     metrics: WorkerMetrics
     enqueued_at: datetime | None = None
+
+    @property
+    def network_timeouts(self) -> NetworkTimeouts:
+        """How long a fetch or a listing of branches waits for the git server."""
+        return NetworkTimeouts(
+            connect_s=self.settings.fetch_connect_timeout_s,
+            io_s=self.settings.fetch_io_timeout_s,
+        )
 
     def codebase_lock(self, codebase_id: int) -> AbstractAsyncContextManager[Lease]:
         return codebase_lock(self.redis, codebase_id, self.settings.lock_ttl_s)

@@ -123,7 +123,13 @@ async def _remote_refs(
     try:
         token = await tokens.get(entry.installation_id)
         callbacks = tokens.git_credentials(entry.installation_id, token)
-        remote = await asyncio.to_thread(list_remote_branches, entry.clone_url, scratch, callbacks)
+        remote = await asyncio.to_thread(
+            list_remote_branches,
+            entry.clone_url,
+            scratch,
+            callbacks,
+            services.network_timeouts,
+        )
         status = await pipeline.read_status(services.storage, entry.codebase_id)
     except TRANSIENT_ERRORS as exc:
         log.warning("reconcile: codebase %s: %s", entry.codebase_id, exc)

@@ -171,6 +171,7 @@ async def _run_engine(
         email_mode=services.settings.email_mode,
         trigger=trigger,
         callbacks=callbacks,
+        timeouts=services.network_timeouts,
         still_owner=lease.held,
     )
     log.info(
