@@ -117,14 +117,26 @@ def open_configured_storage(settings: Settings) -> Storage:
 def redis_settings(settings: Settings) -> RedisSettings:
     """arq's connection settings for REDIS_URL; RuntimeError if it is unset or not a Redis URL."""
     # Imported here so that `gitstats analyze`, which needs no Redis, never loads arq.
+    import dataclasses
+
     from arq.connections import RedisSettings
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
 
     if settings.redis_url is None:
         raise RuntimeError("REDIS_URL is not set: jobs are queued in Redis")
     try:
-        return RedisSettings.from_dsn(settings.redis_url.get_secret_value())
+        dsn = RedisSettings.from_dsn(settings.redis_url.get_secret_value())
     except (RuntimeError, ValueError):
         # Not the URL itself in the message: it may hold a password.
         raise RuntimeError(
             "REDIS_URL is not a Redis URL (redis://, rediss:// or unix://)"
         ) from None
+    # After Redis restarts, every pooled connection is dead: a command that meets one is sent
+    # again on a new connection instead of failing (twice, after 0.1 s and 0.2 s).
+    return dataclasses.replace(
+        dsn,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
+        retry_on_error=[ConnectionError, TimeoutError],
+    )

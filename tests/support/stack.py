@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 
 from contract import layout
-from contract.settings import Settings
+from contract.settings import Settings, redis_settings
 from contract.storage.local import LocalStorage
 from service.app import create_app
 from tests.support.deliveries import SECRET, deliver
@@ -125,7 +125,7 @@ class Stack:
     client: TestClient[web.Request, web.Application]
     caplog: pytest.LogCaptureFixture
     workers: list[WorkerProcess] = field(default_factory=list)
-    killed: list[WorkerProcess] = field(default_factory=list)
+    gone: list[WorkerProcess] = field(default_factory=list)  # killed or stopped
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -160,11 +160,16 @@ class Stack:
         return env
 
     async def start_workers(
-        self, count: int, concurrency: int = 2, **settings: str
+        self,
+        count: int,
+        concurrency: int = 2,
+        module: str = "worker",
+        env: dict[str, str] | None = None,
+        **settings: str,
     ) -> list[WorkerProcess]:
-        """Start `count` worker processes (with `settings` added to their environment) and wait
-        until each has connected to Redis."""
-        env = self.worker_env(concurrency, **settings)
+        """Start `count` worker processes (`python -m <module>`, with `settings` and `env` added
+        to their environment) and wait until each has connected to Redis."""
+        env = {**self.worker_env(concurrency, **settings), **(env or {})}
         logs = self.root / "worker-logs"
         logs.mkdir(exist_ok=True)
         started = []
@@ -173,7 +178,7 @@ class Stack:
             stdout_path, stderr_path = logs / f"{name}.stdout", logs / f"{name}.stderr"
             stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
             proc = subprocess.Popen(
-                [sys.executable, "-m", "worker"],
+                [sys.executable, "-m", module],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -200,14 +205,20 @@ class Stack:
         for file in worker.files:
             file.close()
         self.workers.remove(worker)
-        self.killed.append(worker)
+        self.gone.append(worker)
+
+    def stop(self, worker: WorkerProcess) -> None:
+        """Stop `worker` as a deployment does (SIGTERM); it is no longer checked."""
+        worker.stop()
+        self.workers.remove(worker)
+        self.gone.append(worker)
 
     def stop_workers(self) -> None:
         for worker in self.workers:
             worker.stop()
 
     def worker_output(self) -> str:
-        return "\n".join(worker.output() for worker in [*self.killed, *self.workers])
+        return "\n".join(worker.output() for worker in [*self.gone, *self.workers])
 
     def check_workers_alive(self) -> None:
         for worker in self.workers:
@@ -318,6 +329,27 @@ class Stack:
             },
         )
 
+    async def repositories_changed(
+        self,
+        installation_id: int,
+        added: Sequence[dict[str, Any]] = (),
+        removed: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """`installation_repositories`: repositories (as `fake.repository()` gives them) added
+        to or removed from a selected installation."""
+        keys = ("id", "node_id", "name", "full_name", "private")
+        await self.deliver(
+            "installation_repositories",
+            {
+                "action": "added" if added else "removed",
+                "installation": {"id": installation_id, "account": account_json()},
+                "repository_selection": "selected",
+                "repositories_added": [{k: repo[k] for k in keys} for repo in added],
+                "repositories_removed": [{k: repo[k] for k in keys} for repo in removed],
+                "sender": account_json(),
+            },
+        )
+
     async def push(
         self,
         installation_id: int,
@@ -416,9 +448,15 @@ def add_repo(fake: FakeGitHub, installation_id: int, name: str, repo: GitRepo) -
 
 
 @pytest.fixture
+def stack_redis_url(redis_flushed: str) -> str:
+    """The Redis the stack runs on: the session's (a test module may override this fixture)."""
+    return redis_flushed
+
+
+@pytest.fixture
 async def stack(
     fake_github: FakeGitHub,
-    redis_flushed: str,
+    stack_redis_url: str,
     tmp_path: Path,
     aiohttp_client: AiohttpClient,
     caplog: pytest.LogCaptureFixture,
@@ -431,16 +469,20 @@ async def stack(
         github_private_key=SecretStr(fake_github.private_key_pem),
         github_api_url=fake_github.base_url,
         github_webhook_secret=SecretStr(SECRET),
-        redis_url=SecretStr(redis_flushed),
+        redis_url=SecretStr(stack_redis_url),
         storage_url=storage_dir.as_uri(),
         admin_tokens=[SecretStr(ADMIN_TOKEN)],
         work_dir=tmp_path / "web-work",
     )
     client = await aiohttp_client(create_app(settings))
-    redis = aioredis.Redis.from_url(redis_flushed)
+    # The service's own reconnection (a test may restart Redis under it).
+    connection = redis_settings(settings)
+    redis = aioredis.Redis.from_url(
+        stack_redis_url, retry=connection.retry, retry_on_error=connection.retry_on_error
+    )
     system = Stack(
         fake=fake_github,
-        redis_url=redis_flushed,
+        redis_url=stack_redis_url,
         redis=redis,
         root=tmp_path,
         storage_dir=storage_dir,
