@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gitrepos import GitRepo
+from worker.engine.pipeline import mirror_dir
 
 
 def gitstats(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -156,3 +157,45 @@ def test_a_failed_run_on_a_bad_path_leaves_the_codebase_as_it_was(
 
     assert_one_line_error(analyze(tmp_path / "missing", tmp_path), "no such file")
     assert {p: p.read_bytes() for p in (tmp_path / "storage").rglob("*") if p.is_file()} == stored
+
+
+def stored_files(root: Path) -> dict[str, bytes]:
+    """Every stored object but the status and the lock files, by path."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.name != "status.json" and ".locks" not in path.parts
+    }
+
+
+@pytest.mark.parametrize("added", [3, 450], ids=["in-process", "extraction-processes"])
+def test_a_missing_object_is_one_line_and_stores_nothing(
+    git_repo: GitRepo, tmp_path: Path, added: int
+) -> None:
+    """A blob of a new commit is missing from the source: one line naming it, a non-zero exit,
+    the status saying so, and nothing else in storage changed. 450 new commits go through the
+    extraction processes, whose own errors must cross back to the parent."""
+    git_repo.git("config", "gc.auto", "0")  # every object stays a loose file
+    for n in range(5):
+        git_repo.commit({f"f{n}.txt": f"{n}\n"}, message=f"c{n}")
+    assert analyze(git_repo.path, tmp_path).returncode == 0
+    storage = tmp_path / "storage"
+    before = stored_files(storage)
+    status_before = json.loads((storage / "analytics/3/status.json").read_text())
+    for n in range(added):
+        git_repo.commit({f"new{n % 9}.txt": f"{n}\n" * (n % 4 + 1)}, message=f"new {n}")
+    lost = git_repo.git("rev-parse", f"HEAD~{added // 2}:new{(added - 1 - added // 2) % 9}.txt")
+    (git_repo.path / ".git/objects" / lost[:2] / lost[2:]).unlink()
+
+    result = analyze(git_repo.path, tmp_path)
+
+    assert_one_line_error(result, f"object {lost} is missing: the repository is incomplete")
+    assert stored_files(storage) == before
+    status = json.loads((storage / "analytics/3/status.json").read_text())
+    assert status["state"] == "failed"
+    assert status["last_error"]["message"] == result.stderr.strip().removeprefix(
+        "gitstats: error: "
+    )
+    assert status["refs"] == status_before["refs"]
+    # The mirror may be what lost the object: the next run fetches a new one.
+    assert not mirror_dir(tmp_path / "work", 3).exists()

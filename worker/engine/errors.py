@@ -22,6 +22,31 @@ class PermanentSourceError(SourceError):
     """The repository is gone or access is revoked: retrying will not help."""
 
 
+class IncompleteRepositoryError(SourceError):
+    """An object the branches reach is missing from the repository (a corrupt or partial copy).
+
+    A plain exception of one message: it crosses from the extraction processes intact, where
+    pygit2's own lookup errors cannot be pickled.
+    """
+
+
+_OBJECT_ID = re.compile(r"\b[0-9a-f]{40}(?:[0-9a-f]{24})?\b")
+
+
+def missing_object(exc: BaseException) -> IncompleteRepositoryError | None:
+    """The error to report when `exc` is a lookup of an object the repository lacks (pygit2
+    raises KeyError, or its NotFoundError, which is one); None for any other exception."""
+    if not isinstance(exc, KeyError):
+        return None
+    text = " ".join(str(arg) for arg in exc.args)
+    found = _OBJECT_ID.search(text)
+    if found is None:
+        return None
+    return IncompleteRepositoryError(
+        f"object {found.group()} is missing: the repository is incomplete"
+    )
+
+
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 

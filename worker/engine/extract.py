@@ -18,6 +18,8 @@ import pyarrow as pa
 import pygit2
 from pygit2.enums import DeltaStatus
 
+from worker.engine.errors import missing_object
+
 # Below this many commits a process pool costs more to start than it saves.
 POOL_THRESHOLD = 400
 CHUNK_SIZE = 200
@@ -211,10 +213,16 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
 
 
 def extract_chunk(repo: pygit2.Repository, shas: Sequence[str]) -> tuple[pa.Table, pa.Table]:
-    """(commits, files) tables for these commits."""
+    """(commits, files) tables for these commits; IncompleteRepositoryError if an object they
+    need is missing."""
     batch = _Batch()
     for sha in shas:
-        _extract_into(repo, sha, batch)
+        try:
+            _extract_into(repo, sha, batch)
+        except KeyError as exc:
+            if (missing := missing_object(exc)) is not None:
+                raise missing from None
+            raise
     return batch.tables()
 
 

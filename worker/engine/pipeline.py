@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ from worker.engine import snapshot as snapshots
 from worker.engine.aggregate import Aggregates, load_mailmap
 from worker.engine.aggregate import aggregate as aggregate_commits
 from worker.engine.branches import Divergence, describe_branches
-from worker.engine.errors import RunSuperseded, public_message
+from worker.engine.errors import (
+    IncompleteRepositoryError,
+    RunSuperseded,
+    missing_object,
+    public_message,
+)
 from worker.engine.export import CodebaseFacts, build_documents, publish_documents
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits
 from worker.engine.fetch import (
@@ -188,7 +194,17 @@ async def analyze_codebase(
         tidy=previous is None or previous.state is not RunState.SUCCEEDED,
     )
     try:
-        result = await _run_phases(run)
+        try:
+            result = await _run_phases(run)
+        except (KeyError, IncompleteRepositoryError) as exc:
+            missing = exc if isinstance(exc, IncompleteRepositoryError) else missing_object(exc)
+            if missing is None:
+                raise
+            # The mirror may be what lost it: the next run fetches a whole new one.
+            await asyncio.to_thread(
+                shutil.rmtree, mirror_dir(work_dir, codebase_id), ignore_errors=True
+            )
+            raise missing from None
     except RunSuperseded:
         raise  # the status is the new owner's to write
     except BaseException as exc:
