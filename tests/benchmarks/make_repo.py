@@ -1,9 +1,14 @@
 """A synthetic repository to try the benchmarks on in seconds: `python -m
-tests.benchmarks.make_repo DEST [--commits 2000] [--branches 4] [--seed 1]`.
+tests.benchmarks.make_repo DEST [--commits 2000] [--branches 4] [--seed 1] [--shape mixed|small]`.
 
-Built by `git fast-import`: a `main` line with topic branches that fork, get a few commits and are
-merged back (real merges, so first-parent diffs matter), a few branches left unmerged, files
-added, modified, deleted, and the occasional binary file. Deterministic for a given seed.
+Built by `git fast-import`, deterministic for a given seed, in one of two shapes:
+
+- `mixed` (the default): a `main` line with topic branches that fork, get a few commits and are
+  merged back (real merges, so first-parent diffs matter), a few branches left unmerged, files
+  added, modified, deleted, and the occasional binary file.
+- `small`: a busy monorepo's history, one line of one small file changed per commit, on `main`
+  only, over 2,000 files in 100 folders. 400,000 commits take about half a minute: what a push
+  costs as history grows, with every commit as cheap to extract as it gets.
 """
 
 from __future__ import annotations
@@ -101,10 +106,30 @@ class _Stream:
         return changes
 
 
-def build(dest: Path, commits: int, branches: int, seed: int) -> None:
+def _small_commits(s: _Stream, commits: int) -> None:
+    """`commits` commits on main, each changing one line of one small file."""
+    rng = s.rng
+    files: dict[str, list[bytes]] = {}
+    names = [f"pkg{d:02d}/mod{f:02d}.txt" for d in range(100) for f in range(20)]
+    parent = None
+    for n in range(commits):
+        path = rng.choice(names)
+        lines = files.setdefault(path, [])
+        if len(lines) < 12 or rng.random() < 0.3:
+            lines.insert(rng.randrange(len(lines) + 1), f"line {n}\n".encode())
+        else:
+            lines[rng.randrange(len(lines))] = f"line {n}, changed\n".encode()
+        parent = s.commit("main", parent, None, {path: b"".join(lines)}, f"change {n}")
+
+
+def build(dest: Path, commits: int, branches: int, seed: int, shape: str = "mixed") -> None:
     dest.mkdir(parents=True, exist_ok=False)
     git("init", "-q", "--template=", "-b", "main", ".", cwd=dest)
     s = _Stream(seed)
+    if shape == "small":
+        _small_commits(s, commits)
+        _import(dest, s)
+        return
     files: dict[str, bytes] = {}
     main = s.commit("main", None, None, s.edit(files, "src/"), "root")
     made = 1
@@ -136,6 +161,10 @@ def build(dest: Path, commits: int, branches: int, seed: int) -> None:
         else:
             main = s.commit("main", main, None, s.edit(files, "src/"), f"change {made}")
             made += 1
+    _import(dest, s)
+
+
+def _import(dest: Path, s: _Stream) -> None:
     proc = subprocess.run(
         ["git", "fast-import", "--quiet"],
         cwd=dest,
@@ -157,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--branches", type=int, default=4, help="unmerged topic branches, at most")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shape", choices=("mixed", "small"), default="mixed")
     args = parser.parse_args(argv)
-    build(args.dest, args.commits, args.branches, args.seed)
+    build(args.dest, args.commits, args.branches, args.seed, args.shape)
     count = git("rev-list", "--branches", "--count", cwd=args.dest)
     heads = git("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=args.dest)
     print(f"{args.dest}: {count} commits on {len(heads.split())} branches")

@@ -1,0 +1,132 @@
+"""What a one-commit push costs the engine as history grows: the push-cost curve.
+
+    python -m tests.benchmarks.bench_push_cost [--sizes 4000,40000,400000] [--updates 5]
+                                               [--tmp DIR] [--keep] [--interval-ms N]
+
+For each size N, a repository of the `small` shape (`make_repo --shape small`: N commits, each
+changing one line of one small file, like a busy monorepo) is generated with git fast-import,
+then:
+
+  1. `gitstats analyze REPO` into a fresh storage and work dir: the full backfill;
+  2. K times: one new commit changing one file (git CLI), then `gitstats analyze REPO` again on
+     the same storage and work dir.
+
+Reported per size: the backfill's worker time, the median one-commit update's worker time (the
+engine's own duration_ms: interpreter start excluded, as a long-lived worker pays it once) and
+its phases, and each size's median against the smallest size's, measured in the same run. The
+targets (issue 8): at most 1.5x the smallest size's, and at most 300 ms, at 400,000 commits.
+Each update must add exactly one commit and remove none (checked: correctness, not timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.benchmarks._common import describe_machine, discard_unless_kept, median, say, secs, table
+from tests.benchmarks.bench_incremental import (
+    Run,
+    _analyze,
+    _check_update,
+    _commit_one,
+    _phase_table,
+    _pick_file,
+)
+from tests.benchmarks.make_repo import build
+
+TARGET_RATIO = 1.5
+TARGET_S = 0.300
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated commit counts") from None
+    if not sizes or sizes[0] < 2:
+        raise argparse.ArgumentTypeError("every size must be at least 2 commits")
+    return sizes
+
+
+def measure(base: Path, size: int, updates: int, interval: float) -> tuple[Run, list[Run]]:
+    repo, storage, work = base / f"repo-{size}", base / f"storage-{size}", base / f"work-{size}"
+    say(f"{size:,} commits: generating")
+    build(repo, size, branches=0, seed=1, shape="small")
+    say(f"{size:,} commits: full backfill")
+    full = _analyze(str(repo), storage, work, interval)
+    path = _pick_file(repo, None)
+    runs = []
+    for n in range(1, updates + 1):
+        _commit_one(repo, path, n)
+        run = _analyze(str(repo), storage, work, interval)
+        _check_update(run, n)
+        runs.append(run)
+    say(f"{size:,} commits: update median {secs(median([r.inner_s for r in runs]))}")
+    return full, runs
+
+
+def report(results: dict[int, tuple[Run, list[Run]]]) -> str:
+    sizes = sorted(results)
+    base_median = median([r.inner_s for r in results[sizes[0]][1]])
+    rows = [["commits", "backfill", "update, median", "update, max", f"/ {sizes[0]:,}"]]
+    for size in sizes:
+        full, runs = results[size]
+        inner = [r.inner_s for r in runs]
+        rows.append(
+            [
+                f"{size:,}",
+                secs(full.inner_s),
+                secs(median(inner)),
+                secs(max(inner)),
+                f"{median(inner) / base_median:.2f}x",
+            ]
+        )
+    largest = median([r.inner_s for r in results[sizes[-1]][1]])
+    ratio = largest / base_median
+    out = [
+        "gitstats benchmark: a one-commit push's worker time as history grows",
+        f"machine:    {describe_machine()}",
+        "repository: make_repo --shape small (one line of one small file per commit), "
+        "generated with git fast-import; worker time is the engine's duration_ms",
+        "",
+        table(rows),
+        "",
+        f"largest / smallest: {ratio:.2f}x (target <= {TARGET_RATIO}x: "
+        f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}); "
+        f"at {sizes[-1]:,}: {secs(largest)} (target <= {secs(TARGET_S)}: "
+        f"{'met' if largest <= TARGET_S else 'NOT met'})",
+    ]
+    for size in sizes:
+        out += ["", f"phases of the updates at {size:,} commits:", _phase_table(results[size][1])]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.bench_push_cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", type=_sizes, default=[4000, 40000, 400000])
+    parser.add_argument("--updates", type=int, default=5, help="one-commit updates per size")
+    parser.add_argument("--tmp", type=Path, help="where to put the temporary folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--interval-ms", type=float, default=20, help="memory sampling period")
+    args = parser.parse_args(argv)
+    if args.updates < 1:
+        parser.error("--updates must be at least 1")
+    base = Path(tempfile.mkdtemp(prefix="gitstats-bench-push-cost-", dir=args.tmp))
+    try:
+        results = {
+            size: measure(base, size, args.updates, args.interval_ms / 1000) for size in args.sizes
+        }
+        print(report(results))
+    finally:
+        discard_unless_kept(base, args.keep)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
