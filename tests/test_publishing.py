@@ -125,7 +125,7 @@ async def test_what_an_unfinished_run_uploaded_is_collected_by_the_next(
     await analyze(git_repo, storage, tmp_path / "work")
     after = set(await storage.list(layout.state_prefix(CODEBASE)))
     manifest = json.loads((await storage.get(layout.manifest(CODEBASE))).data)  # type: ignore[union-attr]
-    named = {layout.manifest(CODEBASE), manifest["snapshot_key"]} | {
+    named = {layout.manifest(CODEBASE), manifest["snapshot_key"], manifest["tally_key"]} | {
         layout.state_object(CODEBASE, f"parts/{part['name']}.{kind}.parquet")
         for part in manifest["parts"]
         for kind in ("commits", "files")

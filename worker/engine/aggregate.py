@@ -1,7 +1,8 @@
-"""Phase 6: DuckDB over the stored commit rows: totals, activity, punch card, ownership.
+"""Phase 6: totals, activity, punch card and contributors, from the tally (worker/engine/tally.py).
 
 Identities go through the `.mailmap` at the default branch's head and are keyed by lower-cased
-email, so a change to the mailmap re-keys the whole history on the next run.
+email; the mailmap is applied over the tally's identities, not the commits, so a change to it
+re-keys the whole history on the next run at the cost of an aggregation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import duckdb
 import pyarrow as pa
 import pygit2
 
-from worker.engine.extract import EARLIEST_TIME, LATEST_TIME, MAX_IDENTITY_CHARS, SHORTENED
+from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
+from worker.engine.tally import Tally, tally_commits
 
 
 @dataclass(frozen=True)
@@ -65,94 +67,86 @@ def _utc(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-_SERIES = """
-    SELECT strftime(date_trunc('{unit}', make_timestamp(c.author_time * 1000000)), '%Y-%m-%d')
-               AS period_start,
-           count(*) AS commits,
+def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def identities_of(cells: pa.Table, mailmap: pygit2.Mailmap) -> pa.Table:
+    """Each raw identity of `cells` with its name, email and key after the mailmap."""
+    pairs = sorted(
+        set(
+            zip(
+                cells.column("author_name").to_pylist(),
+                cells.column("author_email").to_pylist(),
+                strict=True,
+            )
+        )
+    )
+    names, emails, mapped_names, mapped_emails, keys = [], [], [], [], []
+    for name, email in pairs:
+        mapped_name, mapped_email = map_identity(mailmap, name, email)
+        names.append(name)
+        emails.append(email)
+        mapped_names.append(mapped_name)
+        mapped_emails.append(mapped_email)
+        keys.append(mapped_email.lower())
+    return pa.table(
+        {
+            "author_name": pa.array(names, pa.string()),
+            "author_email": pa.array(emails, pa.string()),
+            "name": pa.array(mapped_names, pa.string()),
+            "email": pa.array(mapped_emails, pa.string()),
+            "key": pa.array(keys, pa.string()),
+        }
+    )
+
+
+_TALLY_SERIES = """
+    SELECT strftime(c.{unit}, '%Y-%m-%d') AS period_start,
+           sum(c.commits)::BIGINT AS commits,
            sum(c.additions_lines)::BIGINT AS additions_lines,
            sum(c.deletions_lines)::BIGINT AS deletions_lines,
            sum(c.addition_bytes)::BIGINT AS addition_bytes,
            sum(c.deletion_bytes)::BIGINT AS deletion_bytes,
            count(DISTINCT i.key) AS contributors
-    FROM commits c JOIN identities i USING (author_name, author_email)
+    FROM cells c JOIN identities i USING (author_name, author_email)
     GROUP BY 1 ORDER BY 1
 """
 
 
-_COLUMNS = (
-    "sha",
-    "is_merge",
-    "author_name",
-    "author_email",
-    "author_time",
-    "author_offset",
-    "additions_lines",
-    "deletions_lines",
-    "addition_bytes",
-    "deletion_bytes",
-)
-
-
-def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregates:
+def aggregate_tally(tally: Tally, mailmap: pygit2.Mailmap) -> Aggregates:
+    """Totals, activity, punch card and contributors from the tally's cells, the mailmap applied
+    over their identities."""
     con = duckdb.connect()
     try:
-        if commit_files:
-            # Read the parts once into memory: every query below scans the commits again.
-            con.read_parquet([str(p) for p in commit_files]).select(", ".join(_COLUMNS)).create(
-                "commits"
-            )
-        else:
-            con.execute(
-                "CREATE TABLE commits (sha VARCHAR, is_merge BOOLEAN, author_name VARCHAR,"
-                " author_email VARCHAR, author_time BIGINT, author_offset SMALLINT,"
-                " additions_lines BIGINT, deletions_lines BIGINT, addition_bytes BIGINT,"
-                " deletion_bytes BIGINT)"
-            )
-        raw = con.execute("SELECT DISTINCT author_name, author_email FROM commits").fetchall()
-        names, emails, mapped_names, mapped_emails, keys = [], [], [], [], []
-        for name, email in raw:
-            mapped_name, mapped_email = map_identity(mailmap, name, email)
-            names.append(name)
-            emails.append(email)
-            mapped_names.append(mapped_name)
-            mapped_emails.append(mapped_email)
-            keys.append(mapped_email.lower())
-        identities = pa.table(
-            {
-                "author_name": pa.array(names, pa.string()),
-                "author_email": pa.array(emails, pa.string()),
-                "name": pa.array(mapped_names, pa.string()),
-                "email": pa.array(mapped_emails, pa.string()),
-                "key": pa.array(keys, pa.string()),
-            }
-        )
+        con.register("cells", tally.cells)
+        identities = identities_of(tally.cells, mailmap)
         con.register("identities", identities)
         row = con.execute(
             """
-            SELECT count(*), count(*) FILTER (WHERE is_merge), count(DISTINCT i.key),
+            SELECT coalesce(sum(commits), 0)::BIGINT, coalesce(sum(merges), 0)::BIGINT,
+                   count(DISTINCT i.key),
                    coalesce(sum(additions_lines), 0)::BIGINT,
                    coalesce(sum(deletions_lines), 0)::BIGINT,
                    coalesce(sum(addition_bytes), 0)::BIGINT,
                    coalesce(sum(deletion_bytes), 0)::BIGINT,
-                   min(author_time), max(author_time),
-                   count(*) FILTER (WHERE author_time NOT BETWEEN ? AND ?),
-                   count(DISTINCT (author_name, author_email)) FILTER (
-                       WHERE length(author_name) = ? AND ends_with(author_name, ?)
-                          OR length(author_email) = ? AND ends_with(author_email, ?))
-            FROM commits c JOIN identities i USING (author_name, author_email)
-            """,
-            [
-                EARLIEST_TIME + 1,
-                LATEST_TIME - 1,
-                MAX_IDENTITY_CHARS,
-                SHORTENED,
-                MAX_IDENTITY_CHARS,
-                SHORTENED,
-            ],
+                   min(first_time), max(last_time), coalesce(sum(clamped), 0)::BIGINT
+            FROM cells c JOIN identities i USING (author_name, author_email)
+            """
         ).fetchone()
         assert row is not None
-        (commits, merges, people, adds, dels, add_bytes, del_bytes, first, last, clamped) = row[:10]
-        shortened = row[10]
+        shortened = sum(
+            1
+            for name, email in zip(
+                identities.column("author_name").to_pylist(),
+                identities.column("author_email").to_pylist(),
+                strict=True,
+            )
+            if _shortened(name) or _shortened(email)
+        )
+        commits, merges, people, adds, dels, add_bytes, del_bytes, first, last, clamped = row
         totals = Totals(
             commits,
             merges,
@@ -166,34 +160,25 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
             clamped,
             shortened,
         )
-        weekly = _records(con, _SERIES.format(unit="week"))
-        monthly = _records(con, _SERIES.format(unit="month"))
-        punch_card = _records(
-            con,
-            """
-            WITH local AS (
-                SELECT make_timestamp((author_time + author_offset::BIGINT * 60) * 1000000) AS t
-                FROM commits)
-            SELECT isodow(t) - 1 AS weekday, hour(t) AS hour, count(*) AS commits
-            FROM local GROUP BY 1, 2 ORDER BY 1, 2
-            """,
-        )
+        weekly = _records(con, _TALLY_SERIES.format(unit="week"))
+        monthly = _records(con, _TALLY_SERIES.format(unit="month"))
+        punch_card = [{"weekday": d, "hour": h, "commits": n} for d, h, n in tally.punch_rows()]
         contributors = _records(
             con,
             """
             SELECT i.key,
-                   arg_max(i.name, (c.author_time, c.sha)) AS name,
-                   arg_max(i.email, (c.author_time, c.sha)) AS email,
-                   count(*) AS commits,
+                   arg_max(i.name, (c.last_time, c.last_sha)) AS name,
+                   arg_max(i.email, (c.last_time, c.last_sha)) AS email,
+                   sum(c.commits)::BIGINT AS commits,
                    sum(c.additions_lines)::BIGINT AS additions_lines,
                    sum(c.deletions_lines)::BIGINT AS deletions_lines,
                    sum(c.addition_bytes)::BIGINT AS addition_bytes,
                    sum(c.deletion_bytes)::BIGINT AS deletion_bytes,
-                   min(c.author_time) AS first_commit_time,
-                   max(c.author_time) AS last_commit_time
-            FROM commits c JOIN identities i USING (author_name, author_email)
+                   min(c.first_time) AS first_commit_time,
+                   max(c.last_time) AS last_commit_time
+            FROM cells c JOIN identities i USING (author_name, author_email)
             GROUP BY i.key
-            ORDER BY sum(c.additions_lines + c.deletions_lines) DESC, count(*) DESC, i.key
+            ORDER BY sum(c.additions_lines + c.deletions_lines) DESC, sum(c.commits) DESC, i.key
             """,
         )
     finally:
@@ -201,7 +186,10 @@ def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregat
     return Aggregates(totals, weekly, monthly, punch_card, contributors)
 
 
-def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    cursor = con.execute(sql)
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+def _shortened(text: str) -> bool:
+    return len(text) == MAX_IDENTITY_CHARS and text.endswith(SHORTENED)
+
+
+def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregates:
+    """The aggregates of every commit row in these parts (a fresh tally)."""
+    return aggregate_tally(tally_commits(commit_files), mailmap)

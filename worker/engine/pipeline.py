@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pygit2
 
 from contract import layout
@@ -32,8 +33,8 @@ from contract.documents import (
 )
 from contract.storage import Storage
 from worker.engine import snapshot as snapshots
-from worker.engine.aggregate import Aggregates, load_mailmap
-from worker.engine.aggregate import aggregate as aggregate_commits
+from worker.engine import tally as tallies
+from worker.engine.aggregate import Aggregates, aggregate_tally, load_mailmap
 from worker.engine.branches import Divergence, describe_branches
 from worker.engine.errors import (
     IncompleteRepositoryError,
@@ -267,6 +268,10 @@ class _Run:
     state: CodebaseState = field(init=False)
     manifest: Manifest = field(init=False)
     phase_seconds: dict[Phase, float] = field(default_factory=dict)
+    # The stored rows of the commits this run removes, read before the store phase drops them.
+    removed_rows: pa.Table | None = None
+    tally: tallies.Tally | None = None
+    tally_key: str | None = None
     _phase: tuple[Phase, float] | None = None
 
     def __post_init__(self) -> None:
@@ -318,7 +323,7 @@ async def _run_phases(run: _Run) -> RunResult:
     new_parts = await extract(run, source, delta)
     parts, obsolete = await store(run, parts, new_parts, delta)
     table, snapshot_key = await snapshot(run, source)
-    aggregates, mailmap = await aggregate(run, source, parts)
+    aggregates, mailmap = await aggregate(run, source, parts, new_parts)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
     documents = await export(run, source, aggregates, table, branch_facts, now)
@@ -428,6 +433,10 @@ async def store(
     """
     await run.enter(Phase.STORE)
     state = run.state
+    if delta.removed and run.manifest.tally_key:
+        run.removed_rows = await asyncio.to_thread(
+            tallies.removed_rows, [p.commits for p in parts], set(delta.removed)
+        )
     parts, replaced = await asyncio.to_thread(
         drop_commits, parts, set(delta.removed), state.parts_dir
     )
@@ -472,12 +481,27 @@ async def snapshot(run: _Run, source: _Source) -> tuple[snapshots.pa.Table, str 
 
 
 async def aggregate(
-    run: _Run, source: _Source, parts: list[PartFiles]
+    run: _Run, source: _Source, parts: list[PartFiles], new_parts: list[PartFiles]
 ) -> tuple[Aggregates, pygit2.Mailmap]:
-    """Phase 6: totals, activity, punch card and contributors over every stored commit row."""
+    """Phase 6: the tally updated by what the run added and removed (counted from every stored
+    commit row only when there is none yet), then totals, activity, punch card and
+    contributors from it."""
     await run.enter(Phase.AGGREGATE)
     mailmap = load_mailmap(source.repo, source.head)
-    aggregates = await asyncio.to_thread(aggregate_commits, [p.commits for p in parts], mailmap)
+    added = [p.commits for p in new_parts if p.ref.commits]
+    tally = await run.state.load_tally(run.manifest)
+    if tally is None:
+        tally = await asyncio.to_thread(tallies.tally_commits, [p.commits for p in parts])
+        run.tally_key = await run.state.save_tally(tally)
+    elif added or run.removed_rows is not None:
+        tally = await asyncio.to_thread(
+            tallies.update, tally, added, run.removed_rows, [p.commits for p in parts]
+        )
+        run.tally_key = await run.state.save_tally(tally)
+    else:
+        run.tally_key = run.manifest.tally_key
+    run.tally = tally
+    aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap)
     return aggregates, mailmap
 
 
@@ -542,6 +566,8 @@ async def _commit(
             "snapshot_head": source.head,
             "snapshot_key": snapshot_key,
             "divergence": divergence,
+            "tally_key": run.tally_key,
+            "punch_card": run.tally.punch_rows() if run.tally else [],
         }
     )
     await run.state.save_manifest(run.manifest)
@@ -549,6 +575,8 @@ async def _commit(
     await run.state.delete_parts(obsolete)
     if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:
         await run.storage.delete(manifest.snapshot_key)
+    if manifest.tally_key and manifest.tally_key != run.tally_key:
+        await run.state.delete_tally(manifest.tally_key)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:

@@ -22,6 +22,7 @@ from contract import layout
 from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
+from worker.engine.tally import Tally, read_cells, write_cells
 
 MANIFEST_VERSION = 1
 # The two files of a part.
@@ -57,6 +58,10 @@ class Manifest(BaseModel):
     # written again unless it is still the very object published with the same content.
     published: dict[str, PublishedDocument] = {}
     divergence: dict[str, Divergence] = {}
+    # The aggregates' additive state (worker/engine/tally.py): its cells' object, and the punch
+    # card as [weekday, hour, commits] rows. No key: counted from the parts on the next run.
+    tally_key: str | None = None
+    punch_card: list[list[int]] = []
 
 
 class StateConflict(StorageError):
@@ -114,6 +119,7 @@ class CodebaseState:
         self.codebase_id = codebase_id
         self.cache_dir = cache_dir
         self.parts_dir = cache_dir / "parts"
+        self.tally_dir = cache_dir / "tally"
         self._manifest_etag: str | None = None
 
     async def load_manifest(self) -> Manifest:
@@ -163,6 +169,35 @@ class CodebaseState:
             result.append(files)
         return result
 
+    async def load_tally(self, manifest: Manifest) -> Tally | None:
+        """The tally `manifest` names (downloaded if this machine lacks it); None if it names
+        none, or its object is gone."""
+        if manifest.tally_key is None:
+            return None
+        path = self.tally_dir / manifest.tally_key.rsplit("/", 1)[-1]
+        if not path.exists():
+            self.tally_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                await self.storage.download_file(manifest.tally_key, path)
+            except StorageError:
+                if await self.storage.stat(manifest.tally_key) is None:
+                    return None
+                raise
+        return Tally.from_stored(read_cells(path), manifest.punch_card)
+
+    async def save_tally(self, tally: Tally) -> str:
+        """Upload the tally's cells under a new key, which the next manifest names."""
+        name = f"{uuid.uuid4().hex}.parquet"
+        path = self.tally_dir / name
+        write_cells(tally.cells, path)
+        key = layout.state_object(self.codebase_id, f"tally/{name}")
+        await self.storage.upload_file(path, key)
+        return key
+
+    async def delete_tally(self, key: str) -> None:
+        await self.storage.delete(key)
+        (self.tally_dir / key.rsplit("/", 1)[-1]).unlink(missing_ok=True)
+
     async def collect_garbage(self, manifest: Manifest) -> list[str]:
         """Delete the state objects `manifest` does not name (parts and snapshots a run uploaded
         before it died or lost its commit), and the local parts nothing names; the keys
@@ -171,6 +206,8 @@ class CodebaseState:
         named |= {layout.manifest(self.codebase_id)}
         if manifest.snapshot_key:
             named.add(manifest.snapshot_key)
+        if manifest.tally_key:
+            named.add(manifest.tally_key)
         garbage = [
             key
             for key in await self.storage.list(layout.state_prefix(self.codebase_id))
@@ -179,10 +216,13 @@ class CodebaseState:
         for key in garbage:
             await self.storage.delete(key)
         local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
-        if self.parts_dir.is_dir():
-            for path in self.parts_dir.iterdir():
-                if path.name not in local_names:
-                    path.unlink(missing_ok=True)
+        if manifest.tally_key:
+            local_names.add(manifest.tally_key.rsplit("/", 1)[-1])
+        for folder in (self.parts_dir, self.tally_dir):
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if path.name not in local_names:
+                        path.unlink(missing_ok=True)
         return garbage
 
     async def delete_parts(self, parts: Iterable[PartRef]) -> None:
