@@ -59,6 +59,7 @@ from worker.engine.store import (
     PartRef,
     compact_parts,
     drop_commits,
+    stored_among,
     stored_shas,
 )
 
@@ -392,6 +393,7 @@ async def refs_delta(run: _Run, source: _Source) -> tuple[list[PartFiles], RefsD
         run.manifest.refs.values(),
         source.heads.values(),
         lambda: stored_shas(parts),
+        lambda shas: stored_among(parts, shas),
     )
     return parts, delta
 

@@ -240,6 +240,16 @@ def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
     return shas
 
 
+def stored_among(parts: Iterable[PartFiles], shas: list[str]) -> set[str]:
+    """Which of `shas` (a few) the parts hold: one scan of their sha columns, no set of them."""
+    wanted = pa.array(sorted(set(shas)), pa.string())
+    found: set[str] = set()
+    for part in parts:
+        column = pq.read_table(part.commits, columns=["sha"]).column("sha")
+        found.update(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
+    return found
+
+
 def drop_commits(
     parts: list[PartFiles], removed: set[str], writer_dir: Path
 ) -> tuple[list[PartFiles], list[PartRef]]:
