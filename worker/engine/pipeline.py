@@ -59,7 +59,6 @@ from worker.engine.store import (
     PartRef,
     compact_parts,
     drop_commits,
-    stored_among,
     stored_shas,
 )
 
@@ -328,7 +327,7 @@ async def _run_phases(run: _Run) -> RunResult:
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
     documents = await export(run, source, aggregates, table, branch_facts, now)
-    await _commit(run, source, parts, obsolete, snapshot_key, divergence)
+    await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
     written = await _publish(run, documents)
     run.leave()
     return RunResult(
@@ -393,7 +392,7 @@ async def refs_delta(run: _Run, source: _Source) -> tuple[list[PartFiles], RefsD
         run.manifest.refs.values(),
         source.heads.values(),
         lambda: stored_shas(parts),
-        lambda shas: stored_among(parts, shas),
+        lambda shas: run.state.sha_index.among([(p.ref.name, p.commits) for p in parts], shas),
     )
     return parts, delta
 
@@ -555,6 +554,7 @@ async def _commit(
     obsolete: list[PartRef],
     snapshot_key: str | None,
     divergence: dict[str, Divergence],
+    delta: RefsDelta,
 ) -> None:
     """Swap in the new manifest (the commit point of the run), then drop what the old one named."""
     await run.check_lease()
@@ -573,6 +573,13 @@ async def _commit(
         }
     )
     await run.state.save_manifest(run.manifest)
+    await asyncio.to_thread(
+        run.state.sha_index.advance,
+        [ref.name for ref in manifest.parts],
+        [ref.name for ref in run.manifest.parts],
+        delta.added,
+        delta.removed,
+    )
     # Only now that the new manifest is in place may what the old one named go.
     await run.state.delete_parts(obsolete)
     if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:

@@ -22,6 +22,7 @@ from contract import layout
 from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
+from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import Tally, read_cells, write_cells
 
 MANIFEST_VERSION = 1
@@ -120,6 +121,7 @@ class CodebaseState:
         self.cache_dir = cache_dir
         self.parts_dir = cache_dir / "parts"
         self.tally_dir = cache_dir / "tally"
+        self.sha_index = ShaIndex(cache_dir)
         self._manifest_etag: str | None = None
 
     async def load_manifest(self) -> Manifest:
@@ -238,16 +240,6 @@ def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
     for part in parts:
         shas.update(pq.read_table(part.commits, columns=["sha"]).column("sha").to_pylist())
     return shas
-
-
-def stored_among(parts: Iterable[PartFiles], shas: list[str]) -> set[str]:
-    """Which of `shas` (a few) the parts hold: one scan of their sha columns, no set of them."""
-    wanted = pa.array(sorted(set(shas)), pa.string())
-    found: set[str] = set()
-    for part in parts:
-        column = pq.read_table(part.commits, columns=["sha"]).column("sha")
-        found.update(column.filter(pc.is_in(column, value_set=wanted)).to_pylist())
-    return found
 
 
 def drop_commits(
