@@ -4,6 +4,7 @@ removes, reading no other commit rows, and the result is the tally a fresh count
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,29 @@ def test_merging_cells_keeps_the_latest_commit_of_each() -> None:
     ).to_pylist()
     assert (merged["commits"], merged["first_time"], merged["last_time"]) == (5, 50, 500)
     assert merged["last_sha"] == "c" * 40
+
+
+def test_threads_counting_at_once_keep_their_own_rows(tmp_path: Path) -> None:
+    """Runs of one worker process share one DuckDB: what each registers stays its own."""
+    tables = []
+    for i in range(4):
+        rows = [
+            {
+                "sha": f"{i:02d}{n:038d}",
+                "is_merge": False,
+                "author_name": f"Dev {i}",
+                "author_email": f"dev{i}@example.com",
+                "author_time": 1_600_000_000 + n * 3600,
+                "author_offset": 0,
+                "additions_lines": n,
+                "deletions_lines": 1,
+                "addition_bytes": n * 10,
+                "deletion_bytes": 10,
+            }
+            for n in range(200 * (i + 1))
+        ]
+        tables.append(pa.Table.from_pylist(rows))
+    alone = [sorted_cells(tally_commits(table).cells) for table in tables]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda t: sorted_cells(tally_commits(t).cells), tables * 3))
+    assert together == alone * 3

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pygit2
 
 from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
-from worker.engine.tally import Tally, tally_commits
+from worker.engine.tally import Tally, connection, tally_commits
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ _TALLY_SERIES = """
 def aggregate_tally(tally: Tally, mailmap: pygit2.Mailmap) -> Aggregates:
     """Totals, activity, punch card and contributors from the tally's cells, the mailmap applied
     over their identities."""
-    con = duckdb.connect()
+    con = connection()
     try:
         con.register("cells", tally.cells)
         identities = identities_of(tally.cells, mailmap)
