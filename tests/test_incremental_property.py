@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -32,7 +34,8 @@ from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
-from worker.engine.pipeline import RunResult, analyze_codebase
+from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
+from worker.engine.sha_index import ShaIndex
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
 STEPS = int(os.environ.get("GITSTATS_HYPOTHESIS_STEPS", "8"))
@@ -144,6 +147,18 @@ async def _sync_and_read(
             stored = await storage.get(layout.codebase_document(CODEBASE_ID, name))
             assert stored is not None, f"{name} was not written"
             documents[name] = json.loads(stored.data)
+        # The aggregates' state itself, not only what the documents show of it.
+        manifest = await storage.get(layout.manifest(CODEBASE_ID))
+        assert manifest is not None
+        state = json.loads(manifest.data)
+        cells = await storage.get(state["tally_key"])
+        assert cells is not None
+        rows = pq.read_table(io.BytesIO(cells.data)).to_pylist()
+        documents["tally"] = {
+            "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
+            "punch_card": state["punch_card"],
+        }
+        documents["parts"] = [part["name"] for part in state["parts"]]
     finally:
         await storage.close()
     return result, documents
@@ -382,6 +397,13 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
             assert _without_run_timestamps(name, incremental[name]) == _without_run_timestamps(
                 name, scratch[name]
             ), f"{name}: the incremental run differs from the run from scratch"
+        assert incremental["tally"] == scratch["tally"], "the tally differs from a fresh count"
+        # The local index of stored shas, when it is current (a run that lost it and did not
+        # need it leaves it to the next that does).
+        index = ShaIndex(state_cache_dir(work, CODEBASE_ID))
+        if index.reflects(incremental["parts"]):
+            stored = self.repo.git("rev-list", "--branches").split()
+            assert index.path.read_bytes() == bytes.fromhex("".join(sorted(stored)))
         overview, status = incremental["overview"], incremental["status"]
         assert overview["total_commits"] == after
         assert overview["total_branches"] == len(heads)

@@ -75,5 +75,5 @@ async def test_the_engine_keeps_it_equal_to_the_stored_commits(
     parts = await state.local_parts(manifest.parts)
     stored = stored_shas(parts)
     assert stored == set(git_repo.git("rev-list", "--branches").split())
-    assert state.sha_index._reflects(ref.name for ref in manifest.parts)
+    assert state.sha_index.reflects(ref.name for ref in manifest.parts)
     assert state.sha_index.path.read_bytes() == bytes.fromhex("".join(sorted(stored)))

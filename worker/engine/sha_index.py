@@ -40,7 +40,7 @@ class ShaIndex:
         self.path = cache_dir / "stored-shas.bin"
         self.parts_path = cache_dir / "stored-shas.parts"
 
-    def _reflects(self, part_names: Iterable[str]) -> bool:
+    def reflects(self, part_names: Iterable[str]) -> bool:
         try:
             return self.parts_path.read_text() == _key(part_names) and self.path.exists()
         except FileNotFoundError:
@@ -65,7 +65,7 @@ class ShaIndex:
 
     def among(self, parts: Sequence[tuple[str, Path]], shas: Iterable[str]) -> set[str]:
         """Which of `shas` the parts (name, commits file) hold."""
-        if not self._reflects(name for name, _ in parts):
+        if not self.reflects(name for name, _ in parts):
             self._rebuild(parts)
         found: set[str] = set()
         with open(self.path, "rb") as file:
@@ -94,7 +94,7 @@ class ShaIndex:
         added, removed = list(added), list(removed)
         if not added and not removed and _key(old_names) == _key(new_names):
             return
-        if not self._reflects(old_names):
+        if not self.reflects(old_names):
             if old_names:
                 return
             data = b""
