@@ -26,21 +26,22 @@ def compute_refs_delta(
     old_heads: Iterable[str],
     new_heads: Iterable[str],
     stored_shas: Callable[[], set[str]],
-    stored_among: Callable[[list[str]], set[str]] | None = None,
+    stored_among: Callable[[list[str]], set[str]],
 ) -> RefsDelta:
     """The commits to extract and the commits to drop.
 
     `stored_shas` is the stored commit set (what the old heads reach), asked for when an old
     head is no longer in the local mirror (a fresh cache after a force-push: the new commit set
     is then walked whole and compared with it), or when a push walks back far. `stored_among`
-    tells which of a few commits are stored (default: from `stored_shas`).
+    tells which of a few commits are stored.
     """
     old = sorted(set(old_heads))
     new = sorted(set(new_heads))
     if all(_has_commit(repo, sha) for sha in old):
         # (With no old heads, a backfill: libgit2's walk of everything is the faster.)
-        among = stored_among or (lambda shas: stored_shas() & set(shas))
-        only_added = _only_added(repo, set(old), set(new), stored_shas, among) if old else None
+        only_added = (
+            _only_added(repo, set(old), set(new), stored_shas, stored_among) if old else None
+        )
         if only_added is not None:
             return RefsDelta(added=only_added, removed=[])
         return RefsDelta(

@@ -176,7 +176,7 @@ class CodebaseState:
         none, or its object is gone."""
         if manifest.tally_key is None:
             return None
-        path = self.tally_dir / manifest.tally_key.rsplit("/", 1)[-1]
+        path = self._tally_path(manifest.tally_key)
         if not path.exists():
             self.tally_dir.mkdir(parents=True, exist_ok=True)
             try:
@@ -198,7 +198,11 @@ class CodebaseState:
 
     async def delete_tally(self, key: str) -> None:
         await self.storage.delete(key)
-        (self.tally_dir / key.rsplit("/", 1)[-1]).unlink(missing_ok=True)
+        self._tally_path(key).unlink(missing_ok=True)
+
+    def _tally_path(self, key: str) -> Path:
+        """Where the tally stored at `key` is kept on this machine."""
+        return self.tally_dir / key.rsplit("/", 1)[-1]
 
     async def collect_garbage(self, manifest: Manifest) -> list[str]:
         """Delete the state objects `manifest` does not name (parts and snapshots a run uploaded
@@ -219,7 +223,7 @@ class CodebaseState:
             await self.storage.delete(key)
         local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
         if manifest.tally_key:
-            local_names.add(manifest.tally_key.rsplit("/", 1)[-1])
+            local_names.add(self._tally_path(manifest.tally_key).name)
         for folder in (self.parts_dir, self.tally_dir):
             if folder.is_dir():
                 for path in folder.iterdir():

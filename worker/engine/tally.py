@@ -69,16 +69,12 @@ class Tally:
     cells: pa.Table
     punch: PunchCard = field(default_factory=Counter)
 
-    @classmethod
-    def empty(cls) -> Tally:
-        return cls(CELLS_SCHEMA.empty_table())
-
     def punch_rows(self) -> list[list[int]]:
         return [[d, h, n] for (d, h), n in sorted(self.punch.items()) if n]
 
     @classmethod
     def from_stored(cls, cells: pa.Table, punch: Sequence[Sequence[int]]) -> Tally:
-        return cls(cells.cast(CELLS_SCHEMA), Counter({(d, h): n for d, h, n in punch}))
+        return cls(cells, Counter({(d, h): n for d, h, n in punch}))
 
 
 _EMPTY_COMMITS = (
@@ -223,7 +219,7 @@ def update(
     cells, fresh = tally.cells, new.cells
     if removed is not None and removed.num_rows:
         gone = tally_commits(removed)
-        punch = Counter({k: n for k, n in ((k, punch[k] - gone.punch[k]) for k in punch) if n > 0})
+        punch = punch - gone.punch  # Counter subtraction keeps only what stays above zero
         con = _connect(current)
         try:
             con.register("touched", gone.cells.select(list(KEY)))
