@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from contract import layout
 from contract.jobs import RECOVER_ORPHANS
 from service.keys import REDIS
 from tests.support.documents import assert_equals_a_clean_run
-from tests.support.failpoint_worker import PAUSE_AT, PAUSE_DIR, POINTS
+from tests.support.failpoint_worker import HALF_CHECKPOINTED, PAUSE_AT, PAUSE_DIR, POINTS
 from tests.support.gitrepos import GitRepo, build_long_history, git_commit_count
 from tests.support.stack import ORG_ID, ORG_LOGIN, NotYet, Stack, add_repo, branch_refs
+from worker.engine.store import Checkpoint, Manifest
 
 pytestmark = pytest.mark.fault
 
@@ -49,6 +51,56 @@ async def test_a_worker_killed_mid_backfill_is_replaced(
         recovered = await stack.settle({cid: repo})
 
     assert recovered.overviews[cid]["total_commits"] == git_commit_count(repo.path) == HISTORY
+    await assert_equals_a_clean_run(
+        stack.storage, cid, repo.path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/long"
+    )
+
+
+async def test_a_backfill_killed_mid_extraction_resumes_from_its_checkpoint(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """SIGKILL right after the extraction checkpointed half of the history: the next worker takes
+    the checkpointed rows over, extracts only the rest, and ends as a clean run."""
+    fake = stack.fake
+    installation_id = fake.add_installation(ORG_LOGIN, ORG_ID, repository_selection="all")
+    repo = build_long_history(tmp_path / "repos" / "long", HISTORY)
+    cid = add_repo(fake, installation_id, "long", repo)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    (doomed,) = await stack.start_workers(
+        1,
+        concurrency=1,
+        module="tests.support.failpoint_worker",
+        env={PAUSE_AT: HALF_CHECKPOINTED, PAUSE_DIR: str(pause)},
+        lock_ttl_s=LOCK_TTL_S,
+    )
+
+    with stack.worker_logs_on_failure():
+        await stack.install(installation_id, [cid], "all")
+
+        async def checkpointed() -> None:
+            if not (pause / "paused").exists():
+                raise NotYet("no checkpoint of half the history yet")
+
+        await stack.wait_for("a checkpoint of half the extraction", checkpointed)
+        stack.kill(doomed)
+        stored = await stack.storage.get(layout.state_object(cid, "checkpoint.json"))
+        assert stored is not None
+        checkpoint = Checkpoint.model_validate_json(stored.data)
+        kept = sum(ref.commits for ref in checkpoint.parts)
+        assert 2 * kept >= HISTORY
+        await stack.start_workers(1, concurrency=1, lock_ttl_s=LOCK_TTL_S)
+        await finished_by_another_worker(stack, cid, repo)
+        await stack.settle({cid: repo})
+
+    manifest = await stack.storage.get(layout.manifest(cid))
+    assert manifest is not None
+    parts = {ref.name: ref for ref in Manifest.model_validate_json(manifest.data).parts}
+    # The checkpointed parts are in the final state as they were: their commits were not redone.
+    assert all(parts.get(ref.name) == ref for ref in checkpoint.parts)
+    redone = HISTORY - kept
+    assert redone <= HISTORY // 2
+    assert await stack.storage.get(layout.state_object(cid, "checkpoint.json")) is None
     await assert_equals_a_clean_run(
         stack.storage, cid, repo.path, tmp_path / "clean", full_name=f"{ORG_LOGIN}/long"
     )

@@ -129,8 +129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     where = args.storage.rstrip("/")
+    resumed = (
+        f" ({result.commits_resumed} of them extracted by an interrupted run)"
+        if result.commits_resumed
+        else ""
+    )
     print(
-        f"codebase {args.codebase_id}: {result.commits_added} commits added, "
+        f"codebase {args.codebase_id}: {result.commits_added} commits added{resumed}, "
         f"{result.commits_removed} removed in {result.duration_ms} ms"
     )
     for name in CODEBASE_DOCUMENTS:

@@ -3,7 +3,8 @@ chosen point of a sync run, so that a test can kill it exactly there or change t
 
 - `GITSTATS_TEST_PAUSE_AT`: a phase (`fetch` … `export`): the run stops right after entering
   it, its status saying so; or `publish`: after the run's commit, before its documents are
-  published.
+  published; or `checkpoint`: after the first checkpoint of an extraction that holds at least
+  half of its commits.
 - `GITSTATS_TEST_PAUSE_DIR`: the worker writes `paused` there (holding where it stopped) when it
   stops, and goes on once a file `resume` appears there.
 
@@ -27,6 +28,8 @@ PAUSE_AT = "GITSTATS_TEST_PAUSE_AT"
 PAUSE_DIR = "GITSTATS_TEST_PAUSE_DIR"
 PUBLISH = "publish"
 POINTS = [*(phase.value for phase in Phase), PUBLISH]
+# Reached only by an extraction long enough to checkpoint: not one of the points of every sync.
+HALF_CHECKPOINTED = "checkpoint"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,8 +37,8 @@ R = TypeVar("R")
 
 class Failpoint:
     def __init__(self, where: str, folder: Path) -> None:
-        if where not in POINTS:
-            raise SystemExit(f"{PAUSE_AT}={where!r}: not one of {POINTS}")
+        if where not in [*POINTS, HALF_CHECKPOINTED]:
+            raise SystemExit(f"{PAUSE_AT}={where!r}: not one of {[*POINTS, HALF_CHECKPOINTED]}")
         self.where, self.folder, self.reached = where, folder, False
 
     async def reach(self, point: str) -> None:
@@ -71,6 +74,10 @@ def install(where: str, folder: Path) -> None:
         pipeline._Run.enter, lambda run, phase, *rest, **kw: Phase(phase).value
     )
     pipeline._publish = failpoint.before(pipeline._publish, PUBLISH)
+    pipeline.save_checkpoint = failpoint.after(
+        pipeline.save_checkpoint,
+        lambda run, parts, done, total: HALF_CHECKPOINTED if 2 * done >= total else "",
+    )
 
 
 if __name__ == "__main__":

@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 
 # How often a long phase refreshes its progress in the status document.
 STATUS_INTERVAL_S = 2.0
+# An extraction of at least twice this many commits checkpoints its progress, in about
+# CHECKPOINT_PARTS parts of at least this many commits each.
+CHECKPOINT_MIN_COMMITS = 2_000
+CHECKPOINT_PARTS = 16
 
 ProgressCallback = Callable[[Phase, int, int], None]
 # Asked right before a run commits and before it publishes: False stops the run (RunSuperseded).
@@ -77,6 +81,8 @@ class RunResult:
     commits_added: int
     commits_removed: int
     documents_written: list[str] = field(default_factory=list)
+    # Of the added commits, those whose rows an interrupted run had extracted and checkpointed.
+    commits_resumed: int = 0
     duration_ms: int = 0
     full_walk: bool = False
     # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
@@ -272,6 +278,11 @@ class _Run:
     removed_rows: pa.Table | None = None
     tally: tallies.Tally | None = None
     tally_key: str | None = None
+    # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
+    # whether the codebase has a checkpoint to delete once the run commits.
+    resumed: int = 0
+    uploaded: set[str] = field(default_factory=set)
+    checkpointed: bool = False
     _phase: tuple[Phase, float] | None = None
 
     def __post_init__(self) -> None:
@@ -334,6 +345,7 @@ async def _run_phases(run: _Run) -> RunResult:
         commits_added=len(delta.added),
         commits_removed=len(delta.removed),
         documents_written=written,
+        commits_resumed=run.resumed,
         full_walk=delta.full_walk,
         contributor_keys=sorted(
             hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
@@ -398,21 +410,41 @@ async def refs_delta(run: _Run, source: _Source) -> tuple[list[PartFiles], RefsD
 
 
 async def extract(run: _Run, source: _Source, delta: RefsDelta) -> list[PartFiles]:
-    """Phase 3: the added commits' rows into a new local part, with progress in the status."""
+    """Phase 3: the added commits' rows into new local parts, with progress in the status.
+
+    A long extraction checkpoints: every `checkpoint_interval` commits it closes its part,
+    uploads it and names it in the codebase's checkpoint, so that a run after this one dies takes
+    those rows over instead of extracting them again."""
     total = len(delta.added)
-    await run.enter(Phase.EXTRACT, Progress(done=0, total=total))
-    run.report(Phase.EXTRACT, 0, total)
-    done = 0
-    new_parts: list[PartFiles] = []
+    resumed, held = await _resume(run, delta.added) if run.tidy and total else ([], set())
+    remaining = [sha for sha in delta.added if sha not in held] if held else delta.added
+    done = run.resumed = total - len(remaining)
+    if done:
+        log.info(
+            "codebase %s: %d of %d commits taken over from an interrupted run's checkpoint",
+            run.codebase_id,
+            done,
+            total,
+        )
+    await run.enter(Phase.EXTRACT, Progress(done=done, total=total))
+    run.report(Phase.EXTRACT, done, total)
+    new_parts: list[PartFiles] = list(resumed)
+    interval = checkpoint_interval(total)
+    loop = asyncio.get_running_loop()
 
     def extract_all() -> None:
         nonlocal done
         writer = run.state.new_part()
-        batches = extract_new_commits(str(source.fetched.path), delta.added, workers=run.workers)
+        batches = extract_new_commits(str(source.fetched.path), remaining, workers=run.workers)
         for commits, files in batches:
             writer.write(commits, files)
             done += commits.num_rows
             run.report(Phase.EXTRACT, done, total)
+            if interval and writer.commit_rows >= interval and done < total:
+                new_parts.append(writer.close())
+                saved = save_checkpoint(run, list(new_parts), done, total)
+                asyncio.run_coroutine_threadsafe(saved, loop).result()
+                writer = run.state.new_part()
         new_parts.append(writer.close())
 
     job = asyncio.ensure_future(asyncio.to_thread(extract_all))
@@ -422,6 +454,46 @@ async def extract(run: _Run, source: _Source, delta: RefsDelta) -> list[PartFile
             await run.status.update(progress=Progress(done=done, total=total))
     job.result()
     return new_parts
+
+
+def checkpoint_interval(total: int) -> int | None:
+    """How many commits an extraction of `total` puts in each checkpointed part; None when it is
+    too short to checkpoint. About CHECKPOINT_PARTS parts: a run that dies redoes at most that
+    fraction of the work, and the parts stay few."""
+    if total < 2 * CHECKPOINT_MIN_COMMITS:
+        return None
+    return max(CHECKPOINT_MIN_COMMITS, -(-total // CHECKPOINT_PARTS))
+
+
+async def save_checkpoint(run: _Run, parts: list[PartFiles], done: int, total: int) -> None:
+    """Upload the extraction's parts that storage lacks, then name them all in the checkpoint."""
+    await run.check_lease()
+    for part in parts:
+        if part.ref.name not in run.uploaded:
+            await run.state.upload_part(part)
+            run.uploaded.add(part.ref.name)
+    await run.state.save_checkpoint(part.ref for part in parts)
+    run.checkpointed = True
+    log.info("codebase %s: checkpoint at %d of %d commits", run.codebase_id, done, total)
+
+
+async def _resume(run: _Run, added: list[str]) -> tuple[list[PartFiles], set[str]]:
+    """The checkpointed parts of an interrupted run, cut to the commits this run adds, and those
+    commits."""
+    parts = await run.state.load_checkpoint()
+    if not parts:
+        return [], set()
+    run.checkpointed = True
+    run.uploaded.update(part.ref.name for part in parts)
+
+    def cut() -> tuple[list[PartFiles], set[str]]:
+        held = stored_shas(parts)
+        wanted = set(added)
+        # Rows of commits the branches no longer reach, or that a later run stored.
+        kept, _ = drop_commits(parts, held - wanted, run.state.parts_dir)
+        return kept, held & wanted
+
+    return await asyncio.to_thread(cut)
 
 
 async def store(
@@ -447,7 +519,7 @@ async def store(
             part.commits.unlink(missing_ok=True)
             part.files.unlink(missing_ok=True)
     parts, compacted = await asyncio.to_thread(compact_parts, parts, state.parts_dir)
-    known = {ref.name for ref in run.manifest.parts}
+    known = {ref.name for ref in run.manifest.parts} | run.uploaded
     for part in parts:
         if part.ref.name not in known:
             await state.upload_part(part)
@@ -573,6 +645,8 @@ async def _commit(
         }
     )
     await run.state.save_manifest(run.manifest)
+    if run.checkpointed:
+        await run.state.delete_checkpoint()
     await asyncio.to_thread(
         run.state.sha_index.advance,
         [ref.name for ref in manifest.parts],

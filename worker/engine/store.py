@@ -28,9 +28,10 @@ from worker.engine.tally import Tally, read_cells, write_cells
 MANIFEST_VERSION = 1
 # The two files of a part.
 KINDS = ("commits", "files")
-# Past this many parts, the small ones are merged so reads stay a handful of files.
-MAX_PARTS = 16
-SMALL_PART_COMMITS = 20_000
+# Past this many parts, the smallest are merged into one so that half as many remain: reads stay
+# a few dozen files, and what is rewritten is mostly pushes' small parts (a backfill's
+# checkpointed parts, about pipeline.CHECKPOINT_PARTS of them, are the large ones).
+MAX_PARTS = 32
 
 
 class PartRef(BaseModel):
@@ -63,6 +64,16 @@ class Manifest(BaseModel):
     # card as [weekday, hour, commits] rows. No key: counted from the parts on the next run.
     tally_key: str | None = None
     punch_card: list[list[int]] = []
+
+
+class Checkpoint(BaseModel):
+    """The parts a long extraction has uploaded so far, not yet named by any manifest: what a
+    later run of the same codebase may take over instead of extracting those commits again.
+
+    A commit's rows depend on nothing but the commit, so a checkpoint stays valid whatever
+    happened since; the run that resumes keeps only the rows of commits it is to add."""
+
+    parts: list[PartRef] = []
 
 
 class StateConflict(StorageError):
@@ -144,6 +155,42 @@ class CodebaseState:
             raise StateConflict(
                 f"codebase {self.codebase_id}: state changed by another run"
             ) from None
+
+    async def load_checkpoint(self) -> list[PartFiles]:
+        """Local copies of the parts the codebase's checkpoint names (none if it has none); a
+        part whose objects are gone is left out."""
+        stored = await self.storage.get(self._checkpoint_key)
+        if stored is None:
+            return []
+        try:
+            checkpoint = Checkpoint.model_validate_json(stored.data)
+        except ValueError:
+            return []  # unreadable: started over, as if there were none
+        parts = []
+        for ref in checkpoint.parts:
+            try:
+                parts += await self.local_parts([ref])
+            except StorageError:
+                if await self._part_stored(ref):
+                    raise
+                for kind in KINDS:  # what half of it was downloaded
+                    (self.parts_dir / f"{ref.name}.{kind}.parquet").unlink(missing_ok=True)
+        return parts
+
+    async def save_checkpoint(self, parts: Iterable[PartRef]) -> None:
+        checkpoint = Checkpoint(parts=list(parts))
+        await self.storage.put(self._checkpoint_key, checkpoint.model_dump_json().encode())
+
+    async def delete_checkpoint(self) -> None:
+        await self.storage.delete(self._checkpoint_key)
+
+    @property
+    def _checkpoint_key(self) -> str:
+        return layout.state_object(self.codebase_id, "checkpoint.json")
+
+    async def _part_stored(self, ref: PartRef) -> bool:
+        keys = _part_keys(self.codebase_id, ref.name)
+        return all([await self.storage.stat(key) is not None for key in keys])
 
     def new_part(self) -> PartWriter:
         return PartWriter(self.parts_dir)
@@ -283,12 +330,11 @@ def drop_commits(
 def compact_parts(
     parts: list[PartFiles], writer_dir: Path
 ) -> tuple[list[PartFiles], list[PartRef]]:
-    """Merge the small parts into one once there are too many of them."""
+    """Once there are more than MAX_PARTS parts, merge the smallest into one, leaving
+    MAX_PARTS // 2. Returns the new list of parts and the refs of those merged."""
     if len(parts) <= MAX_PARTS:
         return parts, []
-    small = [p for p in parts if p.ref.commits < SMALL_PART_COMMITS]
-    if len(small) < 2:
-        return parts, []
+    small = sorted(parts, key=lambda part: part.ref.commits)[: len(parts) - MAX_PARTS // 2 + 1]
     writer = PartWriter(writer_dir)
     for part in small:
         writer.write(pq.read_table(part.commits), pq.read_table(part.files))
