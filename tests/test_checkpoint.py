@@ -49,6 +49,7 @@ def small(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checkpoints every few dozen commits, extracted in chunks of ten."""
     monkeypatch.setattr(pipeline, "CHECKPOINT_MIN_COMMITS", 20)
     monkeypatch.setattr(extract, "CHUNK_SIZE", 10)
+    monkeypatch.setattr(extract, "GIT_CHUNK_SIZE", 10)
 
 
 async def analyze(repo: GitRepo, storage: LocalStorage, work: Path) -> pipeline.RunResult:

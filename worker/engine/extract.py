@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from worker.engine.errors import missing_object
 # Below this many commits a process pool costs more to start than it saves.
 POOL_THRESHOLD = 400
 CHUNK_SIZE = 200
+# Commits per `git log` run of the git extraction: enough that starting git is a small cost.
+GIT_CHUNK_SIZE = 1000
 
 # Every document's dates are Python datetimes, which span the years 1 to 9999; git accepts
 # dates beyond (`fsck --strict` too). Such a date is stored at the nearest end of that span, and
@@ -239,17 +242,34 @@ def tune_libgit2() -> None:
 
 
 _worker_repo: pygit2.Repository | None = None
+_worker_path: str | None = None
 
 
-def _init_worker(path: str) -> None:
-    global _worker_repo
-    tune_libgit2()
-    _worker_repo = pygit2.Repository(path)
+def _init_worker(path: str, with_git: bool) -> None:
+    global _worker_repo, _worker_path
+    if with_git:
+        _worker_path = path
+    else:
+        tune_libgit2()
+        _worker_repo = pygit2.Repository(path)
 
 
 def _extract_in_worker(shas: Sequence[str]) -> tuple[pa.Table, pa.Table]:
+    if _worker_path is not None:
+        return _with_git(_worker_path, shas)
     assert _worker_repo is not None
     return extract_chunk(_worker_repo, shas)
+
+
+def _with_git(path: str, shas: Sequence[str]) -> tuple[pa.Table, pa.Table]:
+    from worker.engine.gitlog import extract_with_git
+
+    (tables,) = extract_with_git(path, shas, batch=len(shas))
+    return tables
+
+
+def git_available() -> bool:
+    return shutil.which("git") is not None
 
 
 def extract_new_commits(
@@ -258,10 +278,23 @@ def extract_new_commits(
     on_progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """Yield (commits, files) tables chunk by chunk, so the caller can stream them to Parquet."""
-    chunks = [shas[i : i + CHUNK_SIZE] for i in range(0, len(shas), CHUNK_SIZE)]
+    """Yield (commits, files) tables chunk by chunk, so the caller can stream them to Parquet.
+
+    A few commits (a push) are read in this process through libgit2. Many (a backfill) go through
+    git's own diff machinery (worker/engine/gitlog.py), several times faster per commit, in a
+    pool of processes so that every core works; libgit2 serves when git is not installed. Both
+    write the same rows."""
+    with_git = len(shas) >= POOL_THRESHOLD and git_available()
+    size = GIT_CHUNK_SIZE if with_git else CHUNK_SIZE
+    chunks = [shas[i : i + size] for i in range(0, len(shas), size)]
     workers = workers or os.cpu_count() or 1
     if len(shas) < POOL_THRESHOLD or workers < 2:
+        if with_git:
+            for chunk in chunks:
+                yield _with_git(repo_path, chunk)
+                if on_progress:
+                    on_progress(len(chunk))
+            return
         tune_libgit2()
         repo = pygit2.Repository(repo_path)
         for chunk in chunks:
@@ -272,7 +305,10 @@ def extract_new_commits(
     # spawn, not fork: the parent may hold threads (event loop executors, storage clients).
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(repo_path,)
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(repo_path, with_git),
     ) as pool:
         for chunk, tables in zip(chunks, pool.map(_extract_in_worker, chunks), strict=True):
             yield tables

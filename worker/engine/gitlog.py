@@ -1,0 +1,297 @@
+"""Phase 3 through git's own diff machinery: the same rows as `extract.extract_chunk`, read from
+`git log -p -U0` over a list of commits.
+
+git computes a commit's diff several times faster than libgit2 through pygit2, and the text it
+writes is parsed here a hunk at a time with a few byte searches, never a line at a time. It is
+the backfill's extraction: a pool of processes each runs one `git log` over its share of the
+commits, so both cores diff and parse.
+
+What git is asked for is what `git log --numstat --diff-merges=first-parent --no-renames` counts:
+each commit against its first parent (a root against the empty tree), no rename or copy
+detection, binary files as git decides (no line counts). Paths are unquoted from git's C-style
+quoting back to their raw bytes. git runs with no system or user configuration and with every
+option that changes this output given, so what a machine's git config says cannot change it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+
+from worker.engine.errors import IncompleteRepositoryError
+from worker.engine.extract import (
+    COMMITS_SCHEMA,
+    FILES_SCHEMA,
+    ChangeKind,
+    clamp_time,
+    identity_text,
+)
+
+# Starts each commit's header line; no line of a diff can start with it (git quotes control
+# characters in paths; patch lines start with "+", "-" or "\").
+_MARK = b"\x01"
+# How git names an object it cannot find.
+_MISSING = re.compile(r"(?:bad object|unable to read|could not read|missing \w+) ([0-9a-f]{40,64})")
+_FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%ad%x00%cn%x00%ce%x00%cd"
+_DIFF = b"diff --git "
+_SECTION = b"\n" + _DIFF
+
+_GIT_ARGS = [
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "diff.noprefix=false",
+    "-c",
+    "log.showRoot=true",
+    "log",
+    "--no-walk=unsorted",
+    "--stdin",
+    "-p",
+    "-U1",
+    "--diff-merges=first-parent",
+    "--no-renames",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-color",
+    "--no-relative",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--encoding=none",
+    "--date=raw",
+    f"--format={_FORMAT}",
+]
+
+_ESCAPES = {
+    ord("a"): 7,
+    ord("b"): 8,
+    ord("t"): 9,
+    ord("n"): 10,
+    ord("v"): 11,
+    ord("f"): 12,
+    ord("r"): 13,
+    ord('"'): ord('"'),
+    ord("\\"): ord("\\"),
+}
+# A run of added (removed) lines, and the no-newline marker line that may follow its last one.
+_ADDED_RUN = re.compile(rb"^(?:\+[^\n]*\n)+(\\[^\n]*\n)?", re.MULTILINE)
+_REMOVED_RUN = re.compile(rb"^(?:-[^\n]*\n)+(\\[^\n]*\n)?", re.MULTILINE)
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_ATTR_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        LC_ALL="C",
+    )
+    return env
+
+
+def _unquote(text: bytes) -> tuple[bytes, int]:
+    """The bytes of the C-quoted string starting at text[0] == '"', and the index after its
+    closing quote."""
+    out = bytearray()
+    i = 1
+    while True:
+        c = text[i]
+        if c == 0x22:  # "
+            return bytes(out), i + 1
+        if c == 0x5C:  # \
+            e = text[i + 1]
+            if 0x30 <= e <= 0x37:
+                out.append(int(text[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            out.append(_ESCAPES[e])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+
+
+def _path(line: bytes) -> bytes:
+    """The path of a `diff --git a/P b/P` line (its part after "diff --git "): both sides name
+    the same path, renames being off."""
+    if line[:1] == b'"':
+        name, _ = _unquote(line)
+        return name[2:]
+    # "a/P b/P": P takes (len - 5) / 2 bytes.
+    return line[2 : 2 + (len(line) - 5) // 2]
+
+
+def _hunks(text: bytes, start: int) -> tuple[int, int, int, int]:
+    """Lines and bytes added and removed by the hunks of `text` from `start` (its first "@@"),
+    terminators included. A run of consecutive "+" (or "-") lines is measured whole: its length
+    less one marker per line, less the terminator its last line lacks when git's no-newline marker
+    follows it."""
+    added = removed = add_bytes = del_bytes = 0
+    for pattern, is_added in ((_ADDED_RUN, True), (_REMOVED_RUN, False)):
+        for run in pattern.finditer(text, start):
+            end = run.end()
+            lines = text.count(b"\n", run.start(), end)
+            size = end - run.start() - lines
+            if run.group(1) is not None:
+                marker = len(run.group(1))
+                size -= marker - 1 + 1  # the marker line (no "+"/"-"), then the missing "\n"
+                lines -= 1
+            if is_added:
+                added += lines
+                add_bytes += size
+            else:
+                removed += lines
+                del_bytes += size
+    return added, removed, add_bytes, del_bytes
+
+
+def _offset(raw: bytes) -> int:
+    """Minutes east of UTC of git's "+hhmm"."""
+    sign = -1 if raw[:1] == b"-" else 1
+    return sign * (int(raw[1:3]) * 60 + int(raw[3:5]))
+
+
+class _Columns:
+    def __init__(self) -> None:
+        self.commits: dict[str, list] = {name: [] for name in COMMITS_SCHEMA.names}
+        self.files: dict[str, list] = {name: [] for name in FILES_SCHEMA.names}
+
+    def tables(self) -> tuple[pa.Table, pa.Table]:
+        return (
+            pa.Table.from_pydict(self.commits, schema=COMMITS_SCHEMA),
+            pa.Table.from_pydict(self.files, schema=FILES_SCHEMA),
+        )
+
+    def add_commit(self, record: bytes) -> None:
+        newline = record.find(b"\n")
+        header = record if newline < 0 else record[:newline]
+        sha_b, parents_b, an, ae, ad, cn, ce, cd = header.split(b"\0")
+        sha = sha_b.decode()
+        f = self.files
+        files = adds = dels = add_bytes = del_bytes = 0
+        first = -1 if newline < 0 else record.find(_DIFF, newline)
+        if first >= 0:
+            body = record[first + len(_DIFF) :]
+            if not body.endswith(b"\n"):
+                body += b"\n"
+            for section in body.split(_SECTION):
+                if not section.endswith(b"\n"):
+                    section += b"\n"
+                line_end = section.index(b"\n")
+                path = _path(section[:line_end])
+                kind = ChangeKind.MODIFIED
+                binary = False
+                hunks = section.find(b"\n@@", line_end - 1)
+                head = section[line_end + 1 : len(section) if hunks < 0 else hunks + 1]
+                if head.startswith(b"new file mode"):
+                    kind = ChangeKind.ADDED
+                elif head.startswith(b"deleted file mode"):
+                    kind = ChangeKind.DELETED
+                if hunks >= 0:
+                    a, d, ab, db = _hunks(section, hunks + 1)
+                else:
+                    a = d = ab = db = 0
+                    binary = b"\nBinary files " in b"\n" + head
+                f["sha"].append(sha)
+                f["path"].append(path)
+                f["change"].append(kind.value)
+                f["binary"].append(binary)
+                f["additions_lines"].append(a)
+                f["deletions_lines"].append(d)
+                f["addition_bytes"].append(ab)
+                f["deletion_bytes"].append(db)
+                files += 1
+                adds += a
+                dels += d
+                add_bytes += ab
+                del_bytes += db
+        parents = parents_b.decode().split() if parents_b else []
+        a_time, a_offset = ad.split(b" ")
+        c_time, c_offset = cd.split(b" ")
+        c = self.commits
+        c["sha"].append(sha)
+        c["parents"].append(parents)
+        c["is_merge"].append(len(parents) > 1)
+        c["author_name"].append(identity_text(an))
+        c["author_email"].append(identity_text(ae))
+        c["author_time"].append(clamp_time(int(a_time)))
+        c["author_offset"].append(_offset(a_offset))
+        c["committer_name"].append(identity_text(cn))
+        c["committer_email"].append(identity_text(ce))
+        c["committer_time"].append(clamp_time(int(c_time)))
+        c["committer_offset"].append(_offset(c_offset))
+        c["files_changed"].append(files)
+        c["additions_lines"].append(adds)
+        c["deletions_lines"].append(dels)
+        c["addition_bytes"].append(add_bytes)
+        c["deletion_bytes"].append(del_bytes)
+
+
+def extract_with_git(
+    repo_path: str, shas: Sequence[str], batch: int = 1000
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(commits, files) tables for `shas`, in their order, `batch` commits at a time, from one
+    `git log` over them. IncompleteRepositoryError if git cannot read an object they need."""
+    if not shas:
+        return  # git log given no revision would show HEAD's history
+    proc = subprocess.Popen(
+        ["git", "-C", repo_path, *_GIT_ARGS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_git_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        # git reads all of its revisions before it writes anything: no deadlock on the pipes.
+        proc.stdin.write("".join(f"{sha}\n" for sha in shas).encode())
+        proc.stdin.close()
+        columns, count, pending = _Columns(), 0, bytearray()
+        while chunk := proc.stdout.read(1 << 20):
+            # Only whole commits are parsed: up to the last mark, which may straddle the chunks.
+            searched = max(len(pending) - 1, 0)
+            pending += chunk
+            cut = pending.rfind(b"\n" + _MARK, searched)
+            if cut < 0:
+                continue
+            records = bytes(pending[:cut]).split(b"\n" + _MARK)
+            del pending[: cut + 1]
+            for record in records:
+                if record:
+                    columns.add_commit(record.removeprefix(_MARK))
+                    count += 1
+                    if count % batch == 0:
+                        yield columns.tables()
+                        columns = _Columns()
+        if pending.strip():
+            columns.add_commit(bytes(pending).removeprefix(_MARK).rstrip(b"\n"))
+            count += 1
+        errors = proc.stderr.read()
+        if proc.wait() != 0:
+            raise _failure(errors)
+        if count != len(shas):
+            raise ValueError(f"git log wrote {count} commits of the {len(shas)} asked for")
+        if columns.commits["sha"]:
+            yield columns.tables()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _failure(errors: bytes) -> Exception:
+    text = errors.decode("utf-8", "replace").strip()
+    match = re.search(
+        r"(?:bad object|unable to read|could not read|missing \w+) ([0-9a-f]{40})", text
+    )
+    if match:
+        return IncompleteRepositoryError(
+            f"object {match.group(1)} is missing: the repository is incomplete"
+        )
+    return RuntimeError(f"git log failed: {text.splitlines()[-1] if text else 'no message'}")
