@@ -190,3 +190,45 @@ def test_a_backfill_goes_through_git_when_it_can(
     expected_commits, expected_files = libgit2_rows(edge_repo.path, shas)
     assert pa.concat_tables([c for c, _ in tables]).to_pylist() == expected_commits.to_pylist()
     assert pa.concat_tables([f for _, f in tables]).to_pylist() == expected_files.to_pylist()
+
+
+def raw_commit(repo: GitRepo, parent: str | None, author: bytes, extra: bytes = b"") -> str:
+    """A commit object written as bytes: identities and dates git's porcelain would refuse."""
+    tree = repo.git("write-tree")
+    body = (
+        f"tree {tree}\n".encode()
+        + (f"parent {parent}\n".encode() if parent else b"")
+        + b"author "
+        + author
+        + b"\ncommitter C <c@example.com> 1700000000 +0000\n"
+        + extra
+        + b"\nmessage\n"
+    )
+    return repo.run("hash-object", "-t", "commit", "-w", "--stdin", input=body).decode().strip()
+
+
+def test_identities_and_dates_as_recorded(git_repo: GitRepo) -> None:
+    git_repo.commit({"a.txt": "a\n"}, message="first")
+    authors = [
+        b"N" * (5 << 20) + b" <long@example.com> 1700000000 +0000",
+        b"Bad \xff\xfe UTF-8 <x\xff@example.com> 1700000000 +0000",
+        b"Ren\xe9 Latin <rene@example.com> 1700000000 +0200",
+        b"Future <f@example.com> 253402300800 +0000",
+        b"Far <f@example.com> 99999999999999 -1230",
+        b"Epoch <e@example.com> 0 -0000",
+        b"East <e@example.com> 1700000000 +1400",
+        b" <> 1700000000 +0000",
+    ]
+    parent = git_repo.head()
+    for n, author in enumerate(authors):
+        extra = b"encoding ISO-8859-1\n" if n == 2 else b""
+        parent = raw_commit(git_repo, parent, author, extra)
+    git_repo.run("update-ref", "HEAD", parent)
+    assert_same_rows(git_repo.path, all_commits(git_repo))
+    # Both read the names as git log shows them: in the commit's encoding when it has one.
+    commits, _ = git_rows(git_repo.path, all_commits(git_repo))
+    shown = git_repo.run("log", "--format=%an%x00", "--branches").split(b"\0\n")
+    for name, as_git_shows in zip(commits.column("author_name").to_pylist(), shown, strict=False):
+        if len(as_git_shows) < 1000:
+            assert name == as_git_shows.decode("utf-8", "replace")
+    assert "Ren\u00e9 Latin" in commits.column("author_name").to_pylist()

@@ -102,8 +102,8 @@ def describe_branches(
         author = commit.author
         author_name, _ = map_identity(
             mailmap,
-            identity_text(author.raw_name),
-            identity_text(author.raw_email),
+            identity_text(author.raw_name, commit.message_encoding),
+            identity_text(author.raw_email, commit.message_encoding),
         )
         last = datetime.fromtimestamp(clamp_time(author.time), UTC)
         if default_head is None:

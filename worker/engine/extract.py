@@ -7,6 +7,7 @@ Big batches run in a process pool, each process with its own Repository, so both
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -134,11 +135,20 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def identity_text(raw: bytes) -> str:
+def identity_text(raw: bytes, encoding: str | None = None) -> str:
     """An author's or committer's name or email as text, shortened past MAX_IDENTITY_CHARS (git
-    takes any length: a 5 MB name would be copied into every document that names the person)."""
-    # Enough bytes for one character more than the cap, whatever their width: no more is decoded.
-    text = _text(raw[: (MAX_IDENTITY_CHARS + 1) * 4])
+    takes any length: a 5 MB name would be copied into every document that names the person).
+
+    `encoding` is the commit's `encoding` header: as `git log` does, the bytes are read in it
+    when they can be, else as UTF-8."""
+    text = None
+    if encoding and encoding.lower().replace("-", "").replace("_", "") != "utf8":
+        # When they cannot, git shows the bytes as they are.
+        with contextlib.suppress(LookupError, UnicodeDecodeError):
+            text = raw.decode(encoding)
+    if text is None:
+        # Enough bytes for one character more than the cap, whatever their width.
+        text = _text(raw[: (MAX_IDENTITY_CHARS + 1) * 4])
     if len(text) <= MAX_IDENTITY_CHARS:
         return text
     return text[: MAX_IDENTITY_CHARS - 1] + SHORTENED
@@ -196,16 +206,17 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
         add_bytes += ab
         del_bytes += db
     author, committer = commit.author, commit.committer
+    encoding = commit.message_encoding
     c = batch.commits
     c["sha"].append(sha)
     c["parents"].append([str(p) for p in parents])
     c["is_merge"].append(len(parents) > 1)
-    c["author_name"].append(identity_text(author.raw_name))
-    c["author_email"].append(identity_text(author.raw_email))
+    c["author_name"].append(identity_text(author.raw_name, encoding))
+    c["author_email"].append(identity_text(author.raw_email, encoding))
     c["author_time"].append(clamp_time(author.time))
     c["author_offset"].append(author.offset)
-    c["committer_name"].append(identity_text(committer.raw_name))
-    c["committer_email"].append(identity_text(committer.raw_email))
+    c["committer_name"].append(identity_text(committer.raw_name, encoding))
+    c["committer_email"].append(identity_text(committer.raw_email, encoding))
     c["committer_time"].append(clamp_time(committer.time))
     c["committer_offset"].append(committer.offset)
     c["files_changed"].append(files)

@@ -43,7 +43,7 @@ from worker.engine.errors import (
     public_message,
 )
 from worker.engine.export import CodebaseFacts, build_documents, publish_documents
-from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits
+from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
 from worker.engine.fetch import (
     DEFAULT_TIMEOUTS,
     FetchedRepository,
@@ -391,6 +391,9 @@ async def fetch(run: _Run) -> _Source:
     default = choose_default_branch(
         fetched.branches, run.default_branch, fetched.remote_default_branch
     )
+    # The delta's walk of a backfill reads every commit: with libgit2's default 256 MiB object
+    # cache, that cost the process 150 MiB more at 400,000 commits, for no speed.
+    tune_libgit2()
     return _Source(fetched, pygit2.Repository(str(fetched.path)), default)
 
 
