@@ -76,9 +76,12 @@ _ESCAPES = {
     ord('"'): ord('"'),
     ord("\\"): ord("\\"),
 }
-# A run of added (removed) lines, and the no-newline marker line that may follow its last one.
-_ADDED_RUN = re.compile(rb"^(?:\+[^\n]*\n)+(\\[^\n]*\n)?", re.MULTILINE)
-_REMOVED_RUN = re.compile(rb"^(?:-[^\n]*\n)+(\\[^\n]*\n)?", re.MULTILINE)
+# A run of added (removed) lines; git's marker after a line that has no terminator.
+# (Each starts with the newline before it: a literal prefix the regex engine searches for fast;
+# a run of k lines then measures the bytes of its lines, terminators included, plus k.)
+_ADDED_RUN = re.compile(rb"\n\+[^\n]*(?:\n\+[^\n]*)*")
+_REMOVED_RUN = re.compile(rb"\n-[^\n]*(?:\n-[^\n]*)*")
+_MARKER = b"\n\\ No newline at end of file\n"
 
 
 def _git_env() -> dict[str, str]:
@@ -127,25 +130,23 @@ def _path(line: bytes) -> bytes:
 
 def _hunks(text: bytes, start: int) -> tuple[int, int, int, int]:
     """Lines and bytes added and removed by the hunks of `text` from `start` (its first "@@"),
-    terminators included. A run of consecutive "+" (or "-") lines is measured whole: its length
-    less one marker per line, less the terminator its last line lacks when git's no-newline marker
-    follows it."""
-    added = removed = add_bytes = del_bytes = 0
-    for pattern, is_added in ((_ADDED_RUN, True), (_REMOVED_RUN, False)):
-        for run in pattern.finditer(text, start):
-            end = run.end()
-            lines = text.count(b"\n", run.start(), end)
-            size = end - run.start() - lines
-            if run.group(1) is not None:
-                marker = len(run.group(1))
-                size -= marker - 1 + 1  # the marker line (no "+"/"-"), then the missing "\n"
-                lines -= 1
-            if is_added:
-                added += lines
-                add_bytes += size
-            else:
-                removed += lines
-                del_bytes += size
+    terminators included.
+
+    Every line from there that starts with "+" (or "-") is an added (removed) line: they are
+    counted, and their runs measured, by C loops over the whole text; the lines the no-newline
+    marker follows (rare) lose the terminator they do not have."""
+    added = text.count(b"\n+", start - 1)
+    removed = text.count(b"\n-", start - 1)
+    add_bytes = sum(map(len, _ADDED_RUN.findall(text, start - 1))) - added if added else 0
+    del_bytes = sum(map(len, _REMOVED_RUN.findall(text, start - 1))) - removed if removed else 0
+    marker = text.find(_MARKER, start - 1)
+    while marker >= 0:
+        line = text.rfind(b"\n", 0, marker) + 1
+        if text[line] == 0x2B:  # "+"
+            add_bytes -= 1
+        elif text[line] == 0x2D:  # "-"
+            del_bytes -= 1
+        marker = text.find(_MARKER, marker + 1)
     return added, removed, add_bytes, del_bytes
 
 
