@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -25,7 +24,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import pyarrow.parquet as pq
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -36,6 +34,7 @@ from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
+from worker.engine.tally import read_cells
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
 STEPS = int(os.environ.get("GITSTATS_HYPOTHESIS_STEPS", "8"))
@@ -153,7 +152,7 @@ async def _sync_and_read(
         state = json.loads(manifest.data)
         cells = await storage.get(state["tally_key"])
         assert cells is not None
-        rows = pq.read_table(io.BytesIO(cells.data)).to_pylist()
+        rows = read_cells(cells.data).to_pylist()
         documents["tally"] = {
             "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
             "punch_card": state["punch_card"],

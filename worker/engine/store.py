@@ -236,7 +236,7 @@ class CodebaseState:
 
     async def save_tally(self, tally: Tally) -> str:
         """Upload the tally's cells under a new key, which the next manifest names."""
-        name = f"{uuid.uuid4().hex}.parquet"
+        name = f"{uuid.uuid4().hex}.arrow"
         path = self.tally_dir / name
         write_cells(tally.cells, path)
         key = layout.state_object(self.codebase_id, f"tally/{name}")
