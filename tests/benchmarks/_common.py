@@ -55,8 +55,21 @@ _EXIT = "exit"  # from its last status document (succeeded) to the exit of the p
 # -- processes ------------------------------------------------------------------------------
 
 
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def _tree(pid: int) -> list[int]:
-    """`pid` and every descendant still alive, from /proc/<pid>/task/*/children."""
+    """`pid` and every descendant still alive, from /proc/<pid>/task/*/children.
+
+    A child that has not yet called exec (its command line still its parent's) is left out: it
+    is the moment between a fork (or vfork) and the exec of a subprocess, whose pages are its
+    parent's (shared copy-on-write, or the very same with vfork), and counting them again would
+    add a phantom copy of the parent to the sum."""
     found, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -65,12 +78,16 @@ def _tree(pid: int) -> list[int]:
             tasks = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue
+        children: list[int] = []
         for tid in tasks:
             try:
                 with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
+                    children.extend(int(c) for c in f.read().split())
             except OSError:
                 pass
+        if children:
+            own = _cmdline(p)
+            todo.extend(c for c in children if _cmdline(c) != own)
     return found
 
 
