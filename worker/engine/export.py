@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from contract import layout
 from contract.documents import (
     Activity,
-    ActivityPeriod,
     Branch,
     Branches,
     Contributor,
@@ -18,7 +17,6 @@ from contract.documents import (
     LanguageShare,
     Overview,
     Ownership,
-    PunchCardCell,
     email_fields,
 )
 from contract.storage import Storage, StorageError
@@ -87,12 +85,16 @@ def build_documents(
         branches=facts.branches,
         generated_at=now,
     )
-    activity = Activity(
-        codebase_id=facts.codebase_id,
-        weekly=[ActivityPeriod(**row) for row in agg.weekly],
-        monthly=[ActivityPeriod(**row) for row in agg.monthly],
-        punch_card=[PunchCardCell(**row) for row in agg.punch_card],
-        generated_at=now,
+    # Validated whole from the rows: a model per row built in Python cost twice as much, and the
+    # weekly series of a long history has thousands of rows.
+    activity = Activity.model_validate(
+        {
+            "codebase_id": facts.codebase_id,
+            "weekly": agg.weekly,
+            "monthly": agg.monthly,
+            "punch_card": agg.punch_card,
+            "generated_at": now,
+        }
     )
     contributors = []
     for row in agg.contributors:
