@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ T = TypeVar("T")
 RENDERING = "1"
 # Answers depend on who asks, so no shared cache may keep them, and clients revalidate.
 CACHE_HEADERS = {"Cache-Control": "private, no-cache", "Vary": "Authorization"}
+# ETags kept once hashed (the variants polled lately): 16,384 of them take about 8 MiB.
+ETAGS_CACHED = 16_384
 
 
+@functools.lru_cache(maxsize=ETAGS_CACHED)
 def answer_etag(key: str, version: str, variant: str) -> str:
     """A strong ETag for one variant (page, filter, visibility) of one stored version."""
     digest = hashlib.sha256(f"{RENDERING}\n{key}\n{version}\n{variant}".encode()).hexdigest()
