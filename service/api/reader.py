@@ -62,7 +62,7 @@ class Loaded(Generic[T]):
 class _Entry:
     info: ObjectInfo | None  # None: the object did not exist when last checked
     decoder: str | None
-    content: Any
+    loaded: Loaded[Any] | None  # what load() answers for this version and decoder
     checked_at: float
 
 
@@ -108,7 +108,7 @@ class DocumentReader:
         None if it has disappeared since `info` was learnt."""
         entry = self._cache.get(key)
         if entry is not MISSING and entry.info == info and entry.decoder == decoder.name:
-            return Loaded(info, entry.content)
+            return entry.loaded
         if info.size > self.max_document_bytes:
             raise DocumentTooLarge(key, info.size, self.max_document_bytes)
         loaded: Loaded[T] | None = await self._loads.run(
@@ -136,7 +136,8 @@ class DocumentReader:
                 content = decoder.decode(data)
         except ValueError as exc:  # pydantic's ValidationError and JSONDecodeError included
             raise StoredDocumentInvalid(key, f"not a valid {decoder.name} document") from exc
+        loaded = Loaded(info, content)
         self._cache.put(
-            key, _Entry(info, decoder.name, content, self._clock()), cost=len(data) * decoder.cost
+            key, _Entry(info, decoder.name, loaded, self._clock()), cost=len(data) * decoder.cost
         )
-        return Loaded(info, content)
+        return loaded
