@@ -27,6 +27,7 @@ from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, Owne
 from service.api.openapi import ENDPOINTS
 from service.api.reader import JSON_OBJECT, RAW, DocumentReader
 from tests.support.api import (
+    ADMIN,
     Client,
     Codebase,
     api_settings,
@@ -103,6 +104,22 @@ async def test_overview_is_the_stored_bytes_and_polling_it_is_304(
     assert status == 200
     assert Overview.model_validate_json(body).total_commits == 11
     assert headers["ETag"] != etag
+
+
+async def test_header_names_are_spelled_as_rfc_9110_spells_them(
+    client: Client, storage: LocalStorage
+) -> None:
+    # Names are case-insensitive, yet clients that keep headers in a plain dict match them
+    # exactly: the spelling on the wire is part of what the API answers.
+    await publish_codebase(storage, ACME)
+    async with client.get(f"{CB}/overview", headers=ADMIN) as response:
+        etag = response.headers["ETag"]
+        names = {name for name, _ in response.raw_headers}
+    async with client.get(f"{CB}/overview", headers=ADMIN | {"If-None-Match": etag}) as response:
+        assert response.status == 304
+        not_modified = {name for name, _ in response.raw_headers}
+    assert {b"ETag", b"Cache-Control", b"Vary", b"Content-Type"} <= names
+    assert {b"ETag", b"Cache-Control", b"Vary"} <= not_modified
 
 
 async def test_each_page_and_filter_has_its_own_etag(client: Client, storage: LocalStorage) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from service.api.cache import MISSING
 from service.api.reader import RAW, Decoder
@@ -21,7 +21,10 @@ T = TypeVar("T")
 RENDERING = "1"
 JSON = "application/json"
 # Answers depend on who asks, so no shared cache may keep them, and clients revalidate.
-CACHE_HEADERS = {"Cache-Control": "private, no-cache", "Vary": "Authorization"}
+# Header names are istr throughout, case-folded once rather than at each lookup. aiohttp's
+# hdrs.ETAG is spelled "Etag"; answers keep RFC 9110's "ETag", which clients may match exactly.
+ETAG = istr("ETag")
+CACHE_HEADERS = {hdrs.CACHE_CONTROL: "private, no-cache", hdrs.VARY: "Authorization"}
 # ETags kept once hashed (the variants polled lately): 16,384 of them take about 8 MiB.
 ETAGS_CACHED = 16_384
 # Header sets kept built, one per ETag and status: 4,096 of them take about 3 MiB.
@@ -49,9 +52,9 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 def _answer_headers(etag: str, content_type: str | None) -> CIMultiDictProxy[str]:
     """The headers of every answer that carries `etag` (a 304 has no Content-Type), built
     once: read-only, since each response shares them (aiohttp copies them into its own)."""
-    headers = CIMultiDict({"ETag": etag, **CACHE_HEADERS})
+    headers = CIMultiDict({ETAG: etag, **CACHE_HEADERS})
     if content_type is not None:
-        headers["Content-Type"] = content_type
+        headers[hdrs.CONTENT_TYPE] = content_type
     return CIMultiDictProxy(headers)
 
 
@@ -93,7 +96,7 @@ async def document_answer(
         return None
     if plan is None:
         etag = answer_etag(key, info.version, "document")
-        if etag_matches(request.headers.get("If-None-Match"), etag):
+        if etag_matches(request.headers.get(hdrs.IF_NONE_MATCH), etag):
             return not_modified(etag)
         raw = await api.reader.load(key, info, RAW)
         if raw is None:
@@ -101,7 +104,7 @@ async def document_answer(
         return json_answer(raw.content, answer_etag(key, raw.info.version, "document"))
     rendering = plan(info.version)
     etag = answer_etag(key, info.version, rendering.variant)
-    if etag_matches(request.headers.get("If-None-Match"), etag):
+    if etag_matches(request.headers.get(hdrs.IF_NONE_MATCH), etag):
         return not_modified(etag)
     body = api.rendered.get(etag)
     if body is MISSING:

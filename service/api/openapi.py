@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
@@ -284,6 +284,6 @@ def openapi_document() -> OpenApiDocument:
 @routes.get(PATH)
 async def openapi(request: web.Request) -> web.Response:
     document = request.app[OPENAPI]
-    if etag_matches(request.headers.get("If-None-Match"), document.etag):
+    if etag_matches(request.headers.get(hdrs.IF_NONE_MATCH), document.etag):
         return not_modified(document.etag)
     return json_answer(document.body, document.etag)
