@@ -7,6 +7,7 @@ The caller is an admin token unless said otherwise (test_api_auth.py covers who 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import replace
@@ -465,6 +466,22 @@ async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) ->
     reloaded = await reader.load(key, changed, JSON_OBJECT)
     assert reloaded is not None and reloaded.content["total_commits"] == 99
     assert (objects.stats, len(objects.reads)) == (3, 2)
+
+
+async def test_polls_that_find_a_document_stale_at_once_share_one_metadata_read(
+    storage: LocalStorage,
+) -> None:
+    key = layout.codebase_document(11, "overview")
+    await put_json(storage, key, ACME.overview())
+    objects, clock = CountingStorage(storage.root), Clock()
+    reader = DocumentReader(
+        objects, max_document_bytes=1 << 20, cache_bytes=1 << 20, fresh_for=1.0, clock=clock
+    )
+    info = await reader.probe(key)
+    assert info is not None and await reader.load(key, info, RAW) is not None
+    clock.now += 1.5
+    assert await asyncio.gather(*(reader.probe(key) for _ in range(10))) == [info] * 10
+    assert objects.stats == 2
 
 
 async def test_the_cap_is_checked_before_reading(storage: LocalStorage) -> None:

@@ -87,13 +87,19 @@ class DocumentReader:
             max_entries=100_000, max_cost=cache_bytes
         )
         self._loads: SingleFlight[tuple[str, str], Loaded[Any] | None] = SingleFlight()
+        self._checks: SingleFlight[str, ObjectInfo | None] = SingleFlight()
 
     async def probe(self, key: str) -> ObjectInfo | None:
         """The document's current version, or None if it does not exist."""
+        entry = self._cache.get(key)
+        if entry is not MISSING and self._clock() - entry.checked_at < self.fresh_for:
+            return entry.info
+        # Requests that find the document stale at once share one metadata read.
+        return await self._checks.run(key, lambda: self._check(key))
+
+    async def _check(self, key: str) -> ObjectInfo | None:
         now = self._clock()
         entry = self._cache.get(key)
-        if entry is not MISSING and now - entry.checked_at < self.fresh_for:
-            return entry.info
         info = await self.storage.stat(key)
         if entry is not MISSING and entry.info == info:
             entry.checked_at = now
@@ -117,6 +123,7 @@ class DocumentReader:
         return loaded
 
     async def close(self) -> None:
+        await self._checks.close()
         await self._loads.close()
 
     async def _read(self, key: str, decoder: Decoder[T]) -> Loaded[T] | None:
