@@ -7,6 +7,7 @@ The caller is an admin token unless said otherwise (test_api_auth.py covers who 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import replace
@@ -27,6 +28,7 @@ from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, Owne
 from service.api.openapi import ENDPOINTS
 from service.api.reader import JSON_OBJECT, RAW, DocumentReader
 from tests.support.api import (
+    ADMIN,
     Client,
     Codebase,
     api_settings,
@@ -103,6 +105,22 @@ async def test_overview_is_the_stored_bytes_and_polling_it_is_304(
     assert status == 200
     assert Overview.model_validate_json(body).total_commits == 11
     assert headers["ETag"] != etag
+
+
+async def test_header_names_are_spelled_as_rfc_9110_spells_them(
+    client: Client, storage: LocalStorage
+) -> None:
+    # Names are case-insensitive, yet clients that keep headers in a plain dict match them
+    # exactly: the spelling on the wire is part of what the API answers.
+    await publish_codebase(storage, ACME)
+    async with client.get(f"{CB}/overview", headers=ADMIN) as response:
+        etag = response.headers["ETag"]
+        names = {name for name, _ in response.raw_headers}
+    async with client.get(f"{CB}/overview", headers=ADMIN | {"If-None-Match": etag}) as response:
+        assert response.status == 304
+        not_modified = {name for name, _ in response.raw_headers}
+    assert {b"ETag", b"Cache-Control", b"Vary", b"Content-Type"} <= names
+    assert {b"ETag", b"Cache-Control", b"Vary"} <= not_modified
 
 
 async def test_each_page_and_filter_has_its_own_etag(client: Client, storage: LocalStorage) -> None:
@@ -448,6 +466,22 @@ async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) ->
     reloaded = await reader.load(key, changed, JSON_OBJECT)
     assert reloaded is not None and reloaded.content["total_commits"] == 99
     assert (objects.stats, len(objects.reads)) == (3, 2)
+
+
+async def test_polls_that_find_a_document_stale_at_once_share_one_metadata_read(
+    storage: LocalStorage,
+) -> None:
+    key = layout.codebase_document(11, "overview")
+    await put_json(storage, key, ACME.overview())
+    objects, clock = CountingStorage(storage.root), Clock()
+    reader = DocumentReader(
+        objects, max_document_bytes=1 << 20, cache_bytes=1 << 20, fresh_for=1.0, clock=clock
+    )
+    info = await reader.probe(key)
+    assert info is not None and await reader.load(key, info, RAW) is not None
+    clock.now += 1.5
+    assert await asyncio.gather(*(reader.probe(key) for _ in range(10))) == [info] * 10
+    assert objects.stats == 2
 
 
 async def test_the_cap_is_checked_before_reading(storage: LocalStorage) -> None:

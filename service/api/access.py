@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from service.api.auth import Principal, bearer_token
 from service.api.errors import BadParameter, NotFound
@@ -17,7 +17,7 @@ _ID = re.compile(r"[0-9]{1,18}")
 async def authenticate(request: web.Request) -> tuple[ApiState, Principal]:
     """The API's state and the caller's principal; Unauthorized without a valid token."""
     api = request.app[API]
-    token = bearer_token(request.headers.get("Authorization"))
+    token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
     return api, await api.principals.resolve(token)
 
 

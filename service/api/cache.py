@@ -53,7 +53,8 @@ class BoundedCache(Generic[K, V]):
         if found is None:
             return MISSING
         value, expires_at, _ = found
-        if expires_at <= self._clock():
+        # Without a ttl nothing expires: a hit need not read the clock.
+        if self.ttl is not None and expires_at <= self._clock():
             self.pop(key)
             return MISSING
         self._entries.move_to_end(key)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from contract import layout
 from contract.documents import RunState, Status
@@ -73,7 +73,7 @@ async def _pending(api: ApiState, codebase_id: int) -> web.Response:
         etag = answer_etag(registry_key, entry.registered_at.isoformat(), "pending")
     limits = api.limits
     retry = limits.failed_retry_after if state == RunState.FAILED else limits.pending_retry_after
-    return json_answer(body, etag, status=202, headers={"Retry-After": str(retry)})
+    return json_answer(body, etag, status=202, headers={hdrs.RETRY_AFTER: str(retry)})
 
 
 def _pages(request: web.Request, list_name: str) -> Planner:

@@ -8,13 +8,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from contract.documents import OrgSummary, Overview, Status
 from service.api import codebases, orgs
-from service.api.answers import CACHE_HEADERS, etag_matches, not_modified
+from service.api.answers import etag_matches, json_answer, not_modified
 from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, ErrorBody, OwnershipPage
 from service.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from service.api.state import OPENAPI, OpenApiDocument
@@ -284,10 +284,6 @@ def openapi_document() -> OpenApiDocument:
 @routes.get(PATH)
 async def openapi(request: web.Request) -> web.Response:
     document = request.app[OPENAPI]
-    if etag_matches(request.headers.get("If-None-Match"), document.etag):
+    if etag_matches(request.headers.get(hdrs.IF_NONE_MATCH), document.etag):
         return not_modified(document.etag)
-    return web.Response(
-        body=document.body,
-        content_type="application/json",
-        headers={"ETag": document.etag, **CACHE_HEADERS},
-    )
+    return json_answer(document.body, document.etag)

@@ -87,10 +87,12 @@ async def summary(request: web.Request) -> web.Response:
         visible = _visible(state, principal, ref)
         return summarize(state, visible, _as_of(state, visible)).to_json()
 
-    rendering = Rendering(_visibility(principal), ORG_STATE, render)
-    return await _org_answer(
-        request, api, principal, "org_summary", lambda _key: None, lambda _key: lambda _v: rendering
-    )
+    def partial(key: str) -> Plan:
+        # Only a partial view needs its visibility's name (a hash): not a whole-org poll.
+        rendering = Rendering(_visibility(principal), ORG_STATE, render)
+        return lambda _version: rendering
+
+    return await _org_answer(request, api, principal, "org_summary", lambda _key: None, partial)
 
 
 @routes.get(PREFIX + "/codebases")

@@ -62,7 +62,7 @@ class Loaded(Generic[T]):
 class _Entry:
     info: ObjectInfo | None  # None: the object did not exist when last checked
     decoder: str | None
-    content: Any
+    loaded: Loaded[Any] | None  # what load() answers for this version and decoder
     checked_at: float
 
 
@@ -87,13 +87,19 @@ class DocumentReader:
             max_entries=100_000, max_cost=cache_bytes
         )
         self._loads: SingleFlight[tuple[str, str], Loaded[Any] | None] = SingleFlight()
+        self._checks: SingleFlight[str, ObjectInfo | None] = SingleFlight()
 
     async def probe(self, key: str) -> ObjectInfo | None:
         """The document's current version, or None if it does not exist."""
+        entry = self._cache.get(key)
+        if entry is not MISSING and self._clock() - entry.checked_at < self.fresh_for:
+            return entry.info
+        # Requests that find the document stale at once share one metadata read.
+        return await self._checks.run(key, lambda: self._check(key))
+
+    async def _check(self, key: str) -> ObjectInfo | None:
         now = self._clock()
         entry = self._cache.get(key)
-        if entry is not MISSING and now - entry.checked_at < self.fresh_for:
-            return entry.info
         info = await self.storage.stat(key)
         if entry is not MISSING and entry.info == info:
             entry.checked_at = now
@@ -108,7 +114,7 @@ class DocumentReader:
         None if it has disappeared since `info` was learnt."""
         entry = self._cache.get(key)
         if entry is not MISSING and entry.info == info and entry.decoder == decoder.name:
-            return Loaded(info, entry.content)
+            return entry.loaded
         if info.size > self.max_document_bytes:
             raise DocumentTooLarge(key, info.size, self.max_document_bytes)
         loaded: Loaded[T] | None = await self._loads.run(
@@ -117,6 +123,7 @@ class DocumentReader:
         return loaded
 
     async def close(self) -> None:
+        await self._checks.close()
         await self._loads.close()
 
     async def _read(self, key: str, decoder: Decoder[T]) -> Loaded[T] | None:
@@ -136,7 +143,8 @@ class DocumentReader:
                 content = decoder.decode(data)
         except ValueError as exc:  # pydantic's ValidationError and JSONDecodeError included
             raise StoredDocumentInvalid(key, f"not a valid {decoder.name} document") from exc
+        loaded = Loaded(info, content)
         self._cache.put(
-            key, _Entry(info, decoder.name, content, self._clock()), cost=len(data) * decoder.cost
+            key, _Entry(info, decoder.name, loaded, self._clock()), cost=len(data) * decoder.cost
         )
-        return Loaded(info, content)
+        return loaded
