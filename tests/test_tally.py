@@ -10,11 +10,14 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contract import layout
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitRepo
 from worker.engine import tally as tallies
+from worker.engine.extract import EARLIEST_TIME, LATEST_TIME
 from worker.engine.pipeline import analyze_codebase, state_cache_dir
 from worker.engine.store import KINDS
 from worker.engine.tally import Tally, read_cells, tally_commits
@@ -40,13 +43,16 @@ class Reads:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.inputs: list[Any] = []
-        connect = tallies._connect
+        # Rows are read by DuckDB, or in Python when they are few (tallies.SMALL_TALLY).
+        for name in ("_connect", "_small_tally"):
+            monkeypatch.setattr(tallies, name, self._spy(getattr(tallies, name)))
 
+    def _spy(self, read: Any) -> Any:
         def spy(commits: Any) -> Any:
             self.inputs.append(commits if isinstance(commits, pa.Table) else list(commits))
-            return connect(commits)
+            return read(commits)
 
-        monkeypatch.setattr(tallies, "_connect", spy)
+        return spy
 
 
 async def test_a_push_reads_only_the_commits_it_adds(
@@ -121,8 +127,11 @@ def test_merging_cells_keeps_the_latest_commit_of_each() -> None:
     assert merged["last_sha"] == "c" * 40
 
 
-def test_threads_counting_at_once_keep_their_own_rows(tmp_path: Path) -> None:
+def test_threads_counting_at_once_keep_their_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Runs of one worker process share one DuckDB: what each registers stays its own."""
+    monkeypatch.setattr(tallies, "SMALL_TALLY", 0)  # every count through DuckDB
     tables = []
     for i in range(4):
         rows = [
@@ -145,3 +154,66 @@ def test_threads_counting_at_once_keep_their_own_rows(tmp_path: Path) -> None:
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda t: sorted_cells(tally_commits(t).cells), tables * 3))
     assert together == alone * 3
+
+
+_SECONDS = st.integers(min_value=EARLIEST_TIME, max_value=LATEST_TIME)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Ann", "Bob", "Ann B."]),
+            st.sampled_from(["ann@example.com", "bob@example.com"]),
+            st.one_of(_SECONDS, st.integers(-(10**9), 4 * 10**9), st.just(EARLIEST_TIME)),
+            st.integers(min_value=-720, max_value=840),  # offsets in minutes, as git records
+            st.booleans(),
+            st.integers(0, 50),
+            st.integers(0, 50),
+        ),
+        max_size=40,
+    )
+)
+def test_a_few_commits_are_counted_in_python_as_duckdb_counts_them(rows: list[Any]) -> None:
+    """A push's few rows are counted in Python: the same cells and punch card as DuckDB gives,
+    the clamped extremes of the years 1 and 9999 and local times beyond them included."""
+    table = pa.Table.from_pylist(
+        [
+            {
+                "sha": f"{n:040x}",
+                "is_merge": merge,
+                "author_name": name,
+                "author_email": email,
+                "author_time": time,
+                "author_offset": offset,
+                "additions_lines": adds,
+                "deletions_lines": dels,
+                "addition_bytes": adds * 7,
+                "deletion_bytes": dels * 5,
+            }
+            for n, (name, email, time, offset, merge, adds, dels) in enumerate(rows)
+        ],
+        schema=pa.schema(
+            [
+                ("sha", pa.string()),
+                ("is_merge", pa.bool_()),
+                ("author_name", pa.string()),
+                ("author_email", pa.string()),
+                ("author_time", pa.int64()),
+                ("author_offset", pa.int16()),
+                ("additions_lines", pa.int64()),
+                ("deletions_lines", pa.int64()),
+                ("addition_bytes", pa.int64()),
+                ("deletion_bytes", pa.int64()),
+            ]
+        ),
+    )
+    assert table.num_rows <= tallies.SMALL_TALLY
+    in_python = tally_commits(table)
+    con = tallies._connect(table)
+    try:
+        in_duckdb = Tally(tallies._cells(con), tallies._punch(con))
+    finally:
+        con.close()
+    assert sorted_cells(in_python.cells) == sorted_cells(in_duckdb.cells)
+    assert in_python.punch == in_duckdb.punch

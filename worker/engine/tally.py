@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -173,8 +174,82 @@ def _punch(con: duckdb.DuckDBPyConnection) -> PunchCard:
     return Counter({(d, h): n for d, h, n in con.execute(_PUNCH).fetchall()})
 
 
+# Up to this many commit rows are counted in Python (a push): DuckDB's start in a fresh process
+# and its per-query set-up cost more than the count of a few commits.
+SMALL_TALLY = 1000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY = 86_400
+
+
+def _rows(commits: Sequence[Path] | pa.Table) -> int:
+    if isinstance(commits, pa.Table):
+        return commits.num_rows
+    return sum(pq.read_metadata(path).num_rows for path in commits)
+
+
+def _small_tally(commits: Sequence[Path] | pa.Table) -> Tally:
+    """What `_CELLS` and `_PUNCH` count, in Python. Days and hours by arithmetic on the epoch
+    seconds (a week starts on Monday, 1970-01-01 was a Thursday), so the clamped extremes of the
+    years 1 and 9999, and their local times beyond them, count as in DuckDB."""
+    if isinstance(commits, pa.Table):
+        table = commits.select(list(COMMIT_COLUMNS))
+    elif commits:
+        table = pa.concat_tables(
+            [pq.read_table(path, columns=list(COMMIT_COLUMNS)) for path in commits]
+        )
+    else:
+        return Tally(CELLS_SCHEMA.empty_table())
+    cells: dict[tuple[str, str, date, date], list] = {}
+    punch: PunchCard = Counter()
+    for row in table.to_pylist():
+        time = row["author_time"]
+        days = time // _DAY
+        day = date.fromordinal(_EPOCH_ORDINAL + days)
+        week = date.fromordinal(_EPOCH_ORDINAL + days - (days + 3) % 7)
+        key = (row["author_name"], row["author_email"], week, day.replace(day=1))
+        clamped = not EARLIEST_TIME + 1 <= time <= LATEST_TIME - 1
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = [
+                1,
+                int(row["is_merge"]),
+                row["additions_lines"],
+                row["deletions_lines"],
+                row["addition_bytes"],
+                row["deletion_bytes"],
+                int(clamped),
+                time,
+                time,
+                (time, row["sha"]),
+            ]
+        else:
+            cell[0] += 1
+            cell[1] += int(row["is_merge"])
+            cell[2] += row["additions_lines"]
+            cell[3] += row["deletions_lines"]
+            cell[4] += row["addition_bytes"]
+            cell[5] += row["deletion_bytes"]
+            cell[6] += int(clamped)
+            cell[7] = min(cell[7], time)
+            cell[8] = max(cell[8], time)
+            cell[9] = max(cell[9], (time, row["sha"]))
+        local = time + row["author_offset"] * 60
+        local_days = local // _DAY
+        punch[((local_days + 3) % 7, local % _DAY // 3600)] += 1
+    names = CELLS_SCHEMA.names
+    columns: dict[str, list] = {name: [] for name in names}
+    for (name, email, week, month), cell in cells.items():
+        for column, value in zip(
+            names, (name, email, week, month, *cell[:9], cell[9][1]), strict=True
+        ):
+            columns[column].append(value)
+    return Tally(pa.table(columns, schema=CELLS_SCHEMA), punch)
+
+
 def tally_commits(commits: Sequence[Path] | pa.Table) -> Tally:
     """The tally of these commit rows (Parquet parts of commits, or a table of them)."""
+    if _rows(commits) <= SMALL_TALLY:
+        return _small_tally(commits)
     con = _connect(commits)
     try:
         return Tally(_cells(con), _punch(con))
