@@ -102,9 +102,14 @@ async def test_a_force_push_takes_off_what_it_removed(
     assert tally.punch == fresh.punch
 
 
-def test_merging_cells_keeps_the_latest_commit_of_each() -> None:
+@pytest.mark.parametrize("small", [tallies.SMALL_TALLY, 0], ids=["in Python", "in DuckDB"])
+def test_merging_cells_keeps_the_latest_commit_of_each(
+    small: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two cells of one key: counts add up, the first is the earlier, the last the later, and
-    equal last times are told apart by the sha."""
+    equal last times are told apart by the sha; the same whether merged in Python (a push's few
+    cells) or in DuckDB."""
+    monkeypatch.setattr(tallies, "SMALL_TALLY", small)
 
     def cell(commits: int, first: int, last: int, sha: str) -> pa.Table:
         row = dict.fromkeys(tallies.CELLS_SCHEMA.names, 0)
@@ -125,6 +130,10 @@ def test_merging_cells_keeps_the_latest_commit_of_each() -> None:
     ).to_pylist()
     assert (merged["commits"], merged["first_time"], merged["last_time"]) == (5, 50, 500)
     assert merged["last_sha"] == "c" * 40
+    (merged,) = tallies.merge_cells(
+        cell(3, 50, 500, "c" * 40), cell(2, 100, 400, "d" * 40)
+    ).to_pylist()
+    assert (merged["commits"], merged["last_time"], merged["last_sha"]) == (5, 500, "c" * 40)
 
 
 def test_threads_counting_at_once_keep_their_own_rows(
