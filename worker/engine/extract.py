@@ -154,8 +154,9 @@ def identity_text(raw: bytes, encoding: str | None = None) -> str:
     return text[: MAX_IDENTITY_CHARS - 1] + SHORTENED
 
 
-class _Batch:
-    """Column buffers for one batch of commits."""
+class Rows:
+    """Column buffers for one batch of commits, filled by either extractor (libgit2 here, git in
+    gitlog.py) so that both write the same rows."""
 
     def __init__(self) -> None:
         self.commits: dict[str, list] = {name: [] for name in COMMITS_SCHEMA.names}
@@ -167,8 +168,50 @@ class _Batch:
             pa.Table.from_pydict(self.files, schema=FILES_SCHEMA),
         )
 
+    def add_file(
+        self, sha: str, path: bytes, kind: ChangeKind, binary: bool, counts: tuple[int, ...]
+    ) -> None:
+        """One changed file; `counts` are (additions, deletions, addition bytes, deletion
+        bytes)."""
+        f = self.files
+        f["sha"].append(sha)
+        f["path"].append(path)
+        f["change"].append(kind.value)
+        f["binary"].append(binary)
+        a, d, ab, db = counts
+        f["additions_lines"].append(a)
+        f["deletions_lines"].append(d)
+        f["addition_bytes"].append(ab)
+        f["deletion_bytes"].append(db)
 
-def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
+    def add_commit(
+        self,
+        sha: str,
+        parents: list[str],
+        author: tuple[str, str, int, int],
+        committer: tuple[str, str, int, int],
+        totals: tuple[int, int, int, int, int],
+    ) -> None:
+        """One commit: its people as (name, email, time, offset in minutes), the time not yet
+        clamped; `totals` are (files, additions, deletions, addition bytes, deletion bytes)."""
+        c = self.commits
+        c["sha"].append(sha)
+        c["parents"].append(parents)
+        c["is_merge"].append(len(parents) > 1)
+        for role, (name, email, time, offset) in (("author", author), ("committer", committer)):
+            c[f"{role}_name"].append(name)
+            c[f"{role}_email"].append(email)
+            c[f"{role}_time"].append(clamp_time(time))
+            c[f"{role}_offset"].append(offset)
+        files, adds, dels, add_bytes, del_bytes = totals
+        c["files_changed"].append(files)
+        c["additions_lines"].append(adds)
+        c["deletions_lines"].append(dels)
+        c["addition_bytes"].append(add_bytes)
+        c["deletion_bytes"].append(del_bytes)
+
+
+def _extract_into(repo: pygit2.Repository, sha: str, batch: Rows) -> None:
     commit = repo[sha]
     assert isinstance(commit, pygit2.Commit)
     parents = commit.parent_ids
@@ -176,7 +219,6 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
         diff = repo.diff(repo[parents[0]].peel(pygit2.Tree), commit.tree, context_lines=0)
     else:
         diff = commit.tree.diff_to_tree(context_lines=0, swap=True)
-    f = batch.files
     files = adds = dels = add_bytes = del_bytes = 0
     for patch in diff:
         if patch is None:
@@ -192,14 +234,7 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
             _, a, d = patch.line_stats
             ab, db = line_bytes(patch.data, a, d) if (a or d) else (0, 0)
         entry = delta.old_file if kind is ChangeKind.DELETED else delta.new_file
-        f["sha"].append(sha)
-        f["path"].append(entry.raw_path)
-        f["change"].append(kind.value)
-        f["binary"].append(binary)
-        f["additions_lines"].append(a)
-        f["deletions_lines"].append(d)
-        f["addition_bytes"].append(ab)
-        f["deletion_bytes"].append(db)
+        batch.add_file(sha, entry.raw_path, kind, binary, (a, d, ab, db))
         files += 1
         adds += a
         dels += d
@@ -207,29 +242,29 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: _Batch) -> None:
         del_bytes += db
     author, committer = commit.author, commit.committer
     encoding = commit.message_encoding
-    c = batch.commits
-    c["sha"].append(sha)
-    c["parents"].append([str(p) for p in parents])
-    c["is_merge"].append(len(parents) > 1)
-    c["author_name"].append(identity_text(author.raw_name, encoding))
-    c["author_email"].append(identity_text(author.raw_email, encoding))
-    c["author_time"].append(clamp_time(author.time))
-    c["author_offset"].append(author.offset)
-    c["committer_name"].append(identity_text(committer.raw_name, encoding))
-    c["committer_email"].append(identity_text(committer.raw_email, encoding))
-    c["committer_time"].append(clamp_time(committer.time))
-    c["committer_offset"].append(committer.offset)
-    c["files_changed"].append(files)
-    c["additions_lines"].append(adds)
-    c["deletions_lines"].append(dels)
-    c["addition_bytes"].append(add_bytes)
-    c["deletion_bytes"].append(del_bytes)
+    batch.add_commit(
+        sha,
+        [str(p) for p in parents],
+        (
+            identity_text(author.raw_name, encoding),
+            identity_text(author.raw_email, encoding),
+            author.time,
+            author.offset,
+        ),
+        (
+            identity_text(committer.raw_name, encoding),
+            identity_text(committer.raw_email, encoding),
+            committer.time,
+            committer.offset,
+        ),
+        (files, adds, dels, add_bytes, del_bytes),
+    )
 
 
 def extract_chunk(repo: pygit2.Repository, shas: Sequence[str]) -> tuple[pa.Table, pa.Table]:
     """(commits, files) tables for these commits; IncompleteRepositoryError if an object they
     need is missing."""
-    batch = _Batch()
+    batch = Rows()
     for sha in shas:
         try:
             _extract_into(repo, sha, batch)

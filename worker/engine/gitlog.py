@@ -23,13 +23,7 @@ from collections.abc import Iterator, Sequence
 import pyarrow as pa
 
 from worker.engine.errors import IncompleteRepositoryError
-from worker.engine.extract import (
-    COMMITS_SCHEMA,
-    FILES_SCHEMA,
-    ChangeKind,
-    clamp_time,
-    identity_text,
-)
+from worker.engine.extract import ChangeKind, Rows, identity_text
 
 # Starts each commit's header line; no line of a diff can start with it (git quotes control
 # characters in paths; patch lines start with "+", "-" or "\").
@@ -170,23 +164,14 @@ def _offset(raw: bytes) -> int:
     return sign * (int(raw[1:3]) * 60 + int(raw[3:5]))
 
 
-class _Columns:
-    def __init__(self) -> None:
-        self.commits: dict[str, list] = {name: [] for name in COMMITS_SCHEMA.names}
-        self.files: dict[str, list] = {name: [] for name in FILES_SCHEMA.names}
+class _Columns(Rows):
+    """Rows parsed from `git log -p` output, a commit record at a time."""
 
-    def tables(self) -> tuple[pa.Table, pa.Table]:
-        return (
-            pa.Table.from_pydict(self.commits, schema=COMMITS_SCHEMA),
-            pa.Table.from_pydict(self.files, schema=FILES_SCHEMA),
-        )
-
-    def add_commit(self, record: bytes) -> None:
+    def add_record(self, record: bytes) -> None:
         newline = record.find(b"\n")
         header = record if newline < 0 else record[:newline]
         sha_b, parents_b, an, ae, ad, cn, ce, cd = header.split(b"\0")
         sha = sha_b.decode()
-        f = self.files
         files = adds = dels = add_bytes = del_bytes = 0
         first = -1 if newline < 0 else record.find(_DIFF, newline)
         if first >= 0:
@@ -211,14 +196,7 @@ class _Columns:
                 else:
                     a = d = ab = db = 0
                     binary = b"\nBinary files " in b"\n" + head
-                f["sha"].append(sha)
-                f["path"].append(path)
-                f["change"].append(kind.value)
-                f["binary"].append(binary)
-                f["additions_lines"].append(a)
-                f["deletions_lines"].append(d)
-                f["addition_bytes"].append(ab)
-                f["deletion_bytes"].append(db)
+                self.add_file(sha, path, kind, binary, (a, d, ab, db))
                 files += 1
                 adds += a
                 dels += d
@@ -227,23 +205,13 @@ class _Columns:
         parents = parents_b.decode().split() if parents_b else []
         a_time, a_offset = ad.split(b" ")
         c_time, c_offset = cd.split(b" ")
-        c = self.commits
-        c["sha"].append(sha)
-        c["parents"].append(parents)
-        c["is_merge"].append(len(parents) > 1)
-        c["author_name"].append(identity_text(an))
-        c["author_email"].append(identity_text(ae))
-        c["author_time"].append(clamp_time(int(a_time)))
-        c["author_offset"].append(_offset(a_offset))
-        c["committer_name"].append(identity_text(cn))
-        c["committer_email"].append(identity_text(ce))
-        c["committer_time"].append(clamp_time(int(c_time)))
-        c["committer_offset"].append(_offset(c_offset))
-        c["files_changed"].append(files)
-        c["additions_lines"].append(adds)
-        c["deletions_lines"].append(dels)
-        c["addition_bytes"].append(add_bytes)
-        c["deletion_bytes"].append(del_bytes)
+        self.add_commit(
+            sha,
+            parents,
+            (identity_text(an), identity_text(ae), int(a_time), _offset(a_offset)),
+            (identity_text(cn), identity_text(ce), int(c_time), _offset(c_offset)),
+            (files, adds, dels, add_bytes, del_bytes),
+        )
 
 
 def extract_with_git(
@@ -277,13 +245,13 @@ def extract_with_git(
             del pending[: cut + 1]
             for record in records:
                 if record:
-                    columns.add_commit(record.removeprefix(_MARK))
+                    columns.add_record(record.removeprefix(_MARK))
                     count += 1
                     if count % batch == 0:
                         yield columns.tables()
                         columns = _Columns()
         if pending.strip():
-            columns.add_commit(bytes(pending).removeprefix(_MARK).rstrip(b"\n"))
+            columns.add_record(bytes(pending).removeprefix(_MARK).rstrip(b"\n"))
             count += 1
         errors = proc.stderr.read()
         if proc.wait() != 0:
