@@ -435,13 +435,22 @@ class Clock:
         return self.now
 
 
-async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) -> None:
+async def counted_reader(
+    storage: LocalStorage,
+) -> tuple[str, CountingStorage, Clock, DocumentReader]:
+    """An overview stored, and a reader over storage that counts its calls, on a clock of ours
+    (documents are fresh for 1 s)."""
     key = layout.codebase_document(11, "overview")
     await put_json(storage, key, ACME.overview())
     objects, clock = CountingStorage(storage.root), Clock()
     reader = DocumentReader(
         objects, max_document_bytes=1 << 20, cache_bytes=1 << 20, fresh_for=1.0, clock=clock
     )
+    return key, objects, clock, reader
+
+
+async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) -> None:
+    key, objects, clock, reader = await counted_reader(storage)
     info = await reader.probe(key)
     assert info is not None
     loaded = await reader.load(key, info, RAW)
@@ -471,12 +480,7 @@ async def test_polling_costs_one_metadata_read_at_most(storage: LocalStorage) ->
 async def test_polls_that_find_a_document_stale_at_once_share_one_metadata_read(
     storage: LocalStorage,
 ) -> None:
-    key = layout.codebase_document(11, "overview")
-    await put_json(storage, key, ACME.overview())
-    objects, clock = CountingStorage(storage.root), Clock()
-    reader = DocumentReader(
-        objects, max_document_bytes=1 << 20, cache_bytes=1 << 20, fresh_for=1.0, clock=clock
-    )
+    key, objects, clock, reader = await counted_reader(storage)
     info = await reader.probe(key)
     assert info is not None and await reader.load(key, info, RAW) is not None
     clock.now += 1.5
