@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
-from worker.engine.tally import Tally, tally_commits
+from worker.engine.tally import EPOCH_ORDINAL, Tally, tally_commits
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,6 @@ def _utc(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _SUMS = ("commits", "additions_lines", "deletions_lines", "addition_bytes", "deletion_bytes")
 
 
@@ -134,7 +133,7 @@ def _series(keyed: _Keyed, unit: str) -> list[dict[str, Any]]:
     people = grouped.column("kid_count_distinct").to_pylist()
     return [
         {
-            "period_start": date.fromordinal(_EPOCH_ORDINAL + period).isoformat(),
+            "period_start": date.fromordinal(EPOCH_ORDINAL + period).isoformat(),
             **dict(zip(_SUMS, sums, strict=True)),
             "contributors": n,
         }

@@ -178,7 +178,7 @@ def _punch(con: duckdb.DuckDBPyConnection) -> PunchCard:
 # Up to this many commit rows are counted in Python (a push): DuckDB's start in a fresh process
 # and its per-query set-up cost more than the count of a few commits.
 SMALL_TALLY = 1000
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # days since 1970 + this = a date's ordinal
 _DAY = 86_400
 
 
@@ -200,51 +200,34 @@ def _small_tally(commits: Sequence[Path] | pa.Table) -> Tally:
         )
     else:
         return Tally(CELLS_SCHEMA.empty_table())
-    cells: dict[tuple[str, str, date, date], list] = {}
+    cells: dict[tuple[Any, ...], dict[str, Any]] = {}
     punch: PunchCard = Counter()
     for row in table.to_pylist():
         time = row["author_time"]
         days = time // _DAY
-        day = date.fromordinal(_EPOCH_ORDINAL + days)
-        week = date.fromordinal(_EPOCH_ORDINAL + days - (days + 3) % 7)
-        key = (row["author_name"], row["author_email"], week, day.replace(day=1))
-        clamped = not EARLIEST_TIME + 1 <= time <= LATEST_TIME - 1
-        cell = cells.get(key)
-        if cell is None:
-            cells[key] = [
-                1,
-                int(row["is_merge"]),
-                row["additions_lines"],
-                row["deletions_lines"],
-                row["addition_bytes"],
-                row["deletion_bytes"],
-                int(clamped),
-                time,
-                time,
-                (time, row["sha"]),
-            ]
-        else:
-            cell[0] += 1
-            cell[1] += int(row["is_merge"])
-            cell[2] += row["additions_lines"]
-            cell[3] += row["deletions_lines"]
-            cell[4] += row["addition_bytes"]
-            cell[5] += row["deletion_bytes"]
-            cell[6] += int(clamped)
-            cell[7] = min(cell[7], time)
-            cell[8] = max(cell[8], time)
-            cell[9] = max(cell[9], (time, row["sha"]))
+        _fold(
+            cells,
+            {
+                "author_name": row["author_name"],
+                "author_email": row["author_email"],
+                "week": date.fromordinal(EPOCH_ORDINAL + days - (days + 3) % 7),
+                "month": date.fromordinal(EPOCH_ORDINAL + days).replace(day=1),
+                "commits": 1,
+                "merges": int(row["is_merge"]),
+                "additions_lines": row["additions_lines"],
+                "deletions_lines": row["deletions_lines"],
+                "addition_bytes": row["addition_bytes"],
+                "deletion_bytes": row["deletion_bytes"],
+                "clamped": int(not EARLIEST_TIME + 1 <= time <= LATEST_TIME - 1),
+                "first_time": time,
+                "last_time": time,
+                "last_sha": row["sha"],
+            },
+        )
         local = time + row["author_offset"] * 60
         local_days = local // _DAY
         punch[((local_days + 3) % 7, local % _DAY // 3600)] += 1
-    names = CELLS_SCHEMA.names
-    columns: dict[str, list] = {name: [] for name in names}
-    for (name, email, week, month), cell in cells.items():
-        for column, value in zip(
-            names, (name, email, week, month, *cell[:9], cell[9][1]), strict=True
-        ):
-            columns[column].append(value)
-    return Tally(pa.table(columns, schema=CELLS_SCHEMA), punch)
+    return Tally(pa.Table.from_pylist(list(cells.values()), schema=CELLS_SCHEMA), punch)
 
 
 def tally_commits(commits: Sequence[Path] | pa.Table) -> Tally:
@@ -289,20 +272,25 @@ def merge_cells(a: pa.Table, b: pa.Table) -> pa.Table:
 _SUMMED = CELLS_SCHEMA.names[4:11]  # commits to clamped
 
 
+def _fold(cells: dict[tuple[Any, ...], dict[str, Any]], row: dict[str, Any]) -> None:
+    """Add the cell `row` into `cells` (by key), as `_MERGE` sums two cells of one key."""
+    key = tuple(row[k] for k in KEY)
+    cell = cells.get(key)
+    if cell is None:
+        cells[key] = row
+        return
+    for column in _SUMMED:
+        cell[column] += row[column]
+    cell["first_time"] = min(cell["first_time"], row["first_time"])
+    if (row["last_time"], row["last_sha"]) > (cell["last_time"], cell["last_sha"]):
+        cell["last_time"], cell["last_sha"] = row["last_time"], row["last_sha"]
+
+
 def _merge_small(a: pa.Table, b: pa.Table) -> pa.Table:
     """What `_MERGE` does, in Python, for a few cells (a push's)."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in a.to_pylist() + b.to_pylist():
-        key = tuple(row[k] for k in KEY)
-        cell = merged.get(key)
-        if cell is None:
-            merged[key] = row
-            continue
-        for column in _SUMMED:
-            cell[column] += row[column]
-        cell["first_time"] = min(cell["first_time"], row["first_time"])
-        if (row["last_time"], row["last_sha"]) > (cell["last_time"], cell["last_sha"]):
-            cell["last_time"], cell["last_sha"] = row["last_time"], row["last_sha"]
+        _fold(merged, row)
     return pa.Table.from_pylist(list(merged.values()), schema=CELLS_SCHEMA)
 
 
