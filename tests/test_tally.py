@@ -17,7 +17,7 @@ from contract import layout
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitRepo
 from worker.engine import tally as tallies
-from worker.engine.extract import EARLIEST_TIME, LATEST_TIME
+from worker.engine.extract import COMMITS_SCHEMA, EARLIEST_TIME, LATEST_TIME
 from worker.engine.pipeline import analyze_codebase, state_cache_dir
 from worker.engine.store import KINDS
 from worker.engine.tally import Tally, read_cells, tally_commits
@@ -202,20 +202,7 @@ def test_a_few_commits_are_counted_in_python_as_duckdb_counts_them(rows: list[An
             }
             for n, (name, email, time, offset, merge, adds, dels) in enumerate(rows)
         ],
-        schema=pa.schema(
-            [
-                ("sha", pa.string()),
-                ("is_merge", pa.bool_()),
-                ("author_name", pa.string()),
-                ("author_email", pa.string()),
-                ("author_time", pa.int64()),
-                ("author_offset", pa.int16()),
-                ("additions_lines", pa.int64()),
-                ("deletions_lines", pa.int64()),
-                ("addition_bytes", pa.int64()),
-                ("deletion_bytes", pa.int64()),
-            ]
-        ),
+        schema=pa.schema([COMMITS_SCHEMA.field(name) for name in tallies.COMMIT_COLUMNS]),
     )
     assert table.num_rows <= tallies.SMALL_TALLY
     in_python = tally_commits(table)
