@@ -22,9 +22,9 @@ async def authenticate(request: web.Request) -> tuple[ApiState, Principal]:
 
 
 def parse_id(raw: str, what: str) -> int:
-    if _ID.fullmatch(raw) is None or int(raw) == 0:
+    if _ID.fullmatch(raw) is None or (number := int(raw)) == 0:
         raise BadParameter(f"{what} id must be a positive whole number")
-    return int(raw)
+    return number
 
 
 async def require_codebase(api: ApiState, principal: Principal, codebase_id: int) -> None:
