@@ -8,9 +8,19 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMA_VERSION = 1
+# 2: authored figures (DESIGN.md definitions 9-13): overview.authored and .excluded, the
+# authored_* fields of activity and ownership, ownership's is_bot and co_authored_commits, the
+# contributor_activity document, org_summary.authored.
+SCHEMA_VERSION = 2
 
-CODEBASE_DOCUMENTS = ("overview", "branches", "activity", "ownership", "status")
+CODEBASE_DOCUMENTS = (
+    "overview",
+    "branches",
+    "activity",
+    "ownership",
+    "contributor_activity",
+    "status",
+)
 
 
 class EmailMode(StrEnum):
@@ -55,6 +65,34 @@ class LanguageShare(BaseModel):
     files: int
 
 
+class AuthoredTotals(BaseModel):
+    """Work by people (definition 13): changes to source and documentation paths in commits that
+    are neither by a bot nor an ignored revision."""
+
+    commits: int  # commits neither by a bot nor ignored
+    contributors: int  # distinct non-bot people of those commits, co-authors included
+    additions_lines: int
+    deletions_lines: int
+    addition_bytes: int
+    deletion_bytes: int
+
+
+class ExcludedFigures(BaseModel):
+    commits: int  # commits with at least one change excluded for this reason
+    additions_lines: int
+    deletions_lines: int
+
+
+class Excluded(BaseModel):
+    """Each excluded change under the first reason that applies, in this order: ignored
+    revision, bot, vendored, generated. With `authored`, they add up to the all-in lines."""
+
+    ignored_revisions: ExcludedFigures
+    bots: ExcludedFigures
+    vendored: ExcludedFigures
+    generated: ExcludedFigures
+
+
 class Overview(Document):
     codebase_id: int
     full_name: str
@@ -79,6 +117,8 @@ class Overview(Document):
     languages: list[LanguageShare]
     first_commit_at: datetime | None
     last_commit_at: datetime | None
+    authored: AuthoredTotals
+    excluded: Excluded
     generated_at: datetime
 
 
@@ -110,6 +150,8 @@ class ActivityPeriod(BaseModel):
     addition_bytes: int
     deletion_bytes: int
     contributors: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
 
 
 class PunchCardCell(BaseModel):
@@ -127,14 +169,25 @@ class Activity(Document):
 
 
 class Contributor(BaseModel):
+    """One person: the all-in figures of the commits they authored (commits to last_commit_at),
+    and their share of the authored work of the commits they authored or co-authored.
+
+    Someone who only co-authored has commits 0 and the dates of the commits they co-authored."""
+
     name: str
     email: str | None
     email_sha256: str | None
+    is_bot: bool
     commits: int
+    co_authored_commits: int  # commits naming them in a Co-authored-by trailer (not the author)
     additions_lines: int
     deletions_lines: int
     addition_bytes: int
     deletion_bytes: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    authored_addition_bytes: int
+    authored_deletion_bytes: int
     share_of_commits: float
     share_of_churn: float
     first_commit_at: datetime
@@ -143,8 +196,36 @@ class Contributor(BaseModel):
 
 class Ownership(Document):
     codebase_id: int
-    total_contributors: int
+    total_contributors: int  # distinct authors (overview.total_contributors)
+    # Authors by churn, then those who only co-authored.
     contributors: list[Contributor]
+    generated_at: datetime
+
+
+class ContributorWeek(BaseModel):
+    week_start: str  # a Monday, ISO date
+    commits: int  # authored commits the person authored or co-authored
+    authored_additions_lines: int  # their share
+    authored_deletions_lines: int
+
+
+class ContributorActivityRow(BaseModel):
+    name: str
+    email: str | None
+    email_sha256: str | None
+    commits: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    weeks: list[ContributorWeek]  # weeks with activity only, oldest first
+
+
+class ContributorActivity(Document):
+    """Each non-bot person's authored work week by week (what GitHub's /stats/contributors
+    gives), sorted by authored churn: the people of overview.authored.contributors."""
+
+    codebase_id: int
+    total_contributors: int
+    contributors: list[ContributorActivityRow]
     generated_at: datetime
 
 
@@ -207,6 +288,8 @@ class OrgSummary(Document):
     total_churn: int
     total_lines: int
     languages: list[OrgLanguage]
+    # Summed over the codebases; contributors distinct across them.
+    authored: AuthoredTotals
     updated_at: datetime
 
 
