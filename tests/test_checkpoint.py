@@ -63,13 +63,7 @@ async def state_keys(storage: LocalStorage) -> set[str]:
 async def named_by_manifest(storage: LocalStorage) -> set[str]:
     stored = await storage.get(layout.manifest(CID))
     assert stored is not None
-    manifest = Manifest.model_validate_json(stored.data)
-    named = {layout.manifest(CID), manifest.snapshot_key, manifest.tally_key}
-    for ref in manifest.parts:
-        named |= {
-            layout.state_object(CID, f"parts/{ref.name}.{kind}.parquet") for kind in store.KINDS
-        }
-    return named
+    return Manifest.model_validate_json(stored.data).objects()
 
 
 def test_only_a_long_extraction_checkpoints_in_bounded_parts() -> None:

@@ -7,7 +7,6 @@ token put in the lock's place mid-run (tests/support/jobs.py).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from tests.support.gitrepos import GitRepo
 from tests.support.jobs import HookedStorage, Org
 from tests.support.storage_faults import RefusingStorage
 from worker.engine.pipeline import analyze_codebase
+from worker.engine.store import Manifest
 
 CODEBASE = 1
 
@@ -124,11 +124,7 @@ async def test_what_an_unfinished_run_uploaded_is_collected_by_the_next(
 
     await analyze(git_repo, storage, tmp_path / "work")
     after = set(await storage.list(layout.state_prefix(CODEBASE)))
-    manifest = json.loads((await storage.get(layout.manifest(CODEBASE))).data)  # type: ignore[union-attr]
-    named = {layout.manifest(CODEBASE), manifest["snapshot_key"], manifest["tally_key"]} | {
-        layout.state_object(CODEBASE, f"parts/{part['name']}.{kind}.parquet")
-        for part in manifest["parts"]
-        for kind in ("commits", "files")
-    }
-    assert after == named
+    stored = await storage.get(layout.manifest(CODEBASE))
+    assert stored is not None
+    assert after == Manifest.model_validate_json(stored.data).objects()
     await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)

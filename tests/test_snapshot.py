@@ -13,10 +13,12 @@ import pyarrow as pa
 import pygit2
 import pytest
 
+from worker.engine.classes import PathClass, generated_at_head, path_class, update_classes
 from worker.engine.languages import FileLanguage, classify
 from worker.engine.snapshot import (
     SNAPSHOT_SCHEMA,
     LanguageShare,
+    SnapshotSummary,
     snapshot_from_parquet,
     snapshot_to_parquet,
     summarize_snapshot,
@@ -128,6 +130,14 @@ def tree_of(repo: WorkRepo, rev: str) -> pygit2.Tree:
 
 def full_snapshot(repo: WorkRepo, rev: str) -> pa.Table:
     return update_snapshot(pygit2.Repository(str(repo.root)), None, None, tree_of(repo, rev))
+
+
+def summary_of(repo: WorkRepo, rev: str | None, table: pa.Table) -> SnapshotSummary:
+    """The summary of `table`, the snapshot at `rev`, with the path classes at `rev`."""
+    git = pygit2.Repository(str(repo.root))
+    head = None if rev is None else str(git.revparse_single(rev).id)
+    classes, _ = update_classes(git, None, None, head, table.column("path").to_pylist(), table)
+    return summarize_snapshot(table, classes)
 
 
 # Every kind of change the snapshot must follow, one commit each, in order.
@@ -255,7 +265,7 @@ def test_snapshot_matches_git(history: History, step: int) -> None:
     entries = ls_tree_blobs(repo, rev)
     numstat = numstat_from_empty_tree(repo, rev)
     table = full_snapshot(repo, rev)
-    summary = summarize_snapshot(table)
+    summary = summary_of(repo, rev, table)
 
     assert table.schema == SNAPSHOT_SCHEMA
     assert table.column("path").to_pylist() == sorted(entry.path for entry in entries)
@@ -272,11 +282,11 @@ def test_snapshot_matches_git(history: History, step: int) -> None:
         assert row["binary"] == (numstat[entry.path] is None)
         assert row["lines"] == (numstat[entry.path] or 0)
         if entry.mode == SYMLINK_MODE:
-            assert (row["language"], row["counted"]) == (None, False)
+            assert row["language"] is None
     for path in EXCLUDED_PATHS:
         if path in rows:
             assert rows[path]["language"] is not None
-            assert not rows[path]["counted"]
+            assert path_class(path, rows[path]["generated"]) is not PathClass.SOURCE
 
 
 def test_history_covers_every_kind_of_entry(history: History) -> None:
@@ -341,7 +351,7 @@ def test_no_tree_gives_an_empty_snapshot(history: History) -> None:
     )
     assert table.num_rows == 0
     assert table.schema == SNAPSHOT_SCHEMA
-    summary = summarize_snapshot(table)
+    summary = summary_of(history.repo, None, table)
     assert (summary.total_files, summary.total_lines, summary.total_bytes) == (0, 0, 0)
     assert (summary.languages, summary.primary_language) == ([], None)
 
@@ -423,7 +433,8 @@ def test_languages(tmp_path: Path, case: LanguageCase) -> None:
         repo.write(path, content)
     repo.write("README.md", b"# Readme\n" * 100)
     repo.write("logo.png", b"\x89PNG\r\n\x1a\n\0\0" * 100)
-    summary = summarize_snapshot(full_snapshot(repo, repo.commit("languages")))
+    rev = repo.commit("languages")
+    summary = summary_of(repo, rev, full_snapshot(repo, rev))
 
     totals: dict[str, list[int]] = {}
     for language, content in case.counted.values():
@@ -442,31 +453,36 @@ def test_languages(tmp_path: Path, case: LanguageCase) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "data", "expected"),
+    ("path", "data", "expected", "counted"),
     [
-        ("a.py", b"print(1)\n", FileLanguage("Python", "programming", counted=True)),
-        ("src/app.min.js", MINIFIED_JS, FileLanguage("JavaScript", "programming", counted=False)),
+        ("a.py", b"print(1)\n", FileLanguage("Python", "programming"), True),
+        ("src/app.min.js", MINIFIED_JS, FileLanguage("JavaScript", "programming"), False),
         # Minified content is generated whatever the name says.
-        ("src/bundle.js", MINIFIED_JS, FileLanguage("JavaScript", "programming", counted=False)),
+        ("src/bundle.js", MINIFIED_JS, FileLanguage("JavaScript", "programming"), False),
         (
             "node_modules/x/index.js",
             b"module.exports = 1;\n",
-            FileLanguage("JavaScript", "programming", counted=False),
+            FileLanguage("JavaScript", "programming"),
+            False,
         ),
-        ("docs/guide.md", b"# Guide\n", FileLanguage("Markdown", "prose", counted=False)),
-        ("README.md", b"# Hi\n", FileLanguage("Markdown", "prose", counted=False)),
-        ("notes.md", b"# Hi\n", FileLanguage("Markdown", "prose", counted=True)),
-        ("Makefile", b"all:\n\techo hi\n", FileLanguage("Makefile", "programming", counted=True)),
-        ("data.json", b'{"a": 1}\n', FileLanguage("JSON", "data", counted=True)),
+        ("docs/guide.md", b"# Guide\n", FileLanguage("Markdown", "prose"), False),
+        ("README.md", b"# Hi\n", FileLanguage("Markdown", "prose"), False),
+        ("notes.md", b"# Hi\n", FileLanguage("Markdown", "prose"), True),
+        ("Makefile", b"all:\n\techo hi\n", FileLanguage("Makefile", "programming"), True),
+        ("data.json", b'{"a": 1}\n', FileLanguage("JSON", "data"), True),
         (
             "bin/run",
             b"#!/usr/bin/env python3\nprint(1)\n",
-            FileLanguage("Python", "programming", counted=True),
+            FileLanguage("Python", "programming"),
+            True,
         ),
-        ("caf\ufffd.py", b"x = 1\n", FileLanguage("Python", "programming", counted=True)),
-        ("empty.py", b"", FileLanguage(None, None, counted=False)),
-        ("mystery", b"hello\n", FileLanguage(None, None, counted=False)),
+        ("caf\ufffd.py", b"x = 1\n", FileLanguage("Python", "programming"), True),
+        ("empty.py", b"", FileLanguage(None, None), False),
+        ("mystery", b"hello\n", FileLanguage(None, None), False),
     ],
 )
-def test_classify(path: str, data: bytes, expected: FileLanguage) -> None:
+def test_classify(path: str, data: bytes, expected: FileLanguage, counted: bool) -> None:
+    """The language, and whether it counts: only a file of class source does."""
     assert classify(path, data) == expected
+    source = path_class(path.encode(), generated_at_head(path.encode(), data, True))
+    assert (expected.language is not None and source is PathClass.SOURCE) == counted

@@ -7,9 +7,11 @@ re-keys the whole history on the next run at the cost of an aggregation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
-from worker.engine.tally import EPOCH_ORDINAL, Tally, tally_commits
+from worker.engine.tally import AUTHORED, EPOCH_ORDINAL, Rows, Rules, Tally, tally_rows
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,15 @@ class Aggregates:
     weekly: list[dict[str, Any]]
     monthly: list[dict[str, Any]]
     punch_card: list[dict[str, Any]]
+    # Authors by churn, then the people who only co-authored (`commits` 0).
     contributors: list[dict[str, Any]]
+    # Definition 13: AuthoredTotals' fields; per excluded reason, ExcludedFigures' fields.
+    authored: dict[str, int]
+    excluded: dict[str, dict[str, int]]
+    # ContributorActivityRow's fields (weeks with week_start as an ISO date), and "key".
+    contributor_activity: list[dict[str, Any]]
+    # The lower-cased emails of the people of authored commits.
+    authored_keys: list[str]
 
 
 def load_mailmap(repo: pygit2.Repository, head: str | None) -> pygit2.Mailmap:
@@ -56,6 +66,29 @@ def load_mailmap(repo: pygit2.Repository, head: str | None) -> pygit2.Mailmap:
             if isinstance(blob, pygit2.Blob):
                 return pygit2.Mailmap.from_buffer(blob.data)
     return pygit2.Mailmap()
+
+
+IGNORE_REVS_FILE = ".git-blame-ignore-revs"
+_OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def load_ignored_revisions(repo: pygit2.Repository, head: str | None) -> frozenset[str]:
+    """The commits `.git-blame-ignore-revs` at `head` names (definition 12): one full object
+    name per line; blank lines, `#` comments and anything else skipped."""
+    if head is None:
+        return frozenset()
+    tree = repo[head].peel(pygit2.Tree)
+    if IGNORE_REVS_FILE not in tree:
+        return frozenset()
+    blob = repo[tree[IGNORE_REVS_FILE].id]
+    if not isinstance(blob, pygit2.Blob):
+        return frozenset()
+    names = set()
+    for line in blob.data.decode("utf-8", "replace").splitlines():
+        text = line.strip().lower()
+        if _OBJECT_NAME.fullmatch(text):
+            names.add(text)
+    return frozenset(names)
 
 
 def map_identity(mailmap: pygit2.Mailmap, name: str, email: str) -> tuple[str, str]:
@@ -85,9 +118,49 @@ class _Keyed:
     pair_keys: list[int]  # per pair: its kid
     keys: list[str]  # per kid: the lower-cased canonical email
     raw: list[tuple[str, str]]  # per pair: the identity as recorded
+    people: _People  # every identity's kid and whether it is a bot, co-authors' included
 
 
-def _keyed(cells: pa.Table, mailmap: pygit2.Mailmap) -> _Keyed:
+class _People:
+    """Contributors by lower-cased email after the mailmap (`kid`: an index into `keys`), and
+    which of them are bots (definition 10): a contributor is one if any identity of theirs is."""
+
+    def __init__(self, mailmap: pygit2.Mailmap, bot_globs: Sequence[str]) -> None:
+        self.mailmap = mailmap
+        self.globs = [glob.lower() for glob in bot_globs]
+        self.keys: list[str] = []
+        self.bots: list[bool] = []
+        self._kids: dict[str, int] = {}
+        self._resolved: dict[tuple[str, str], tuple[str, str, int]] = {}
+
+    def resolve(self, name: str, email: str) -> tuple[str, str, int]:
+        """(name, email) after the mailmap, and their kid."""
+        found = self._resolved.get((name, email))
+        if found is not None:
+            return found
+        mapped_name, mapped_email = map_identity(self.mailmap, name, email)
+        key = mapped_email.lower()
+        kid = self._kids.setdefault(key, len(self.keys))
+        if kid == len(self.keys):
+            self.keys.append(key)
+            self.bots.append(False)
+        if not self.bots[kid] and self._is_bot(mapped_name, mapped_email):
+            self.bots[kid] = True
+        found = self._resolved[(name, email)] = (mapped_name, mapped_email, kid)
+        return found
+
+    def _is_bot(self, name: str, email: str) -> bool:
+        name, email = name.lower(), email.lower()
+        local = email.rsplit("@", 1)[0]
+        if name.endswith(_BOT_SUFFIX) or local.endswith(_BOT_SUFFIX):
+            return True
+        return any(fnmatchcase(name, g) or fnmatchcase(email, g) for g in self.globs)
+
+
+_BOT_SUFFIX = "[bot]"
+
+
+def _keyed(cells: pa.Table, people: _People) -> _Keyed:
     names = pc.dictionary_encode(cells.column("author_name")).combine_chunks()
     emails = pc.dictionary_encode(cells.column("author_email")).combine_chunks()
     width = max(len(emails.dictionary), 1)
@@ -102,47 +175,189 @@ def _keyed(cells: pa.Table, mailmap: pygit2.Mailmap) -> _Keyed:
     mapped_names: list[str] = []
     mapped_emails: list[str] = []
     pair_keys: list[int] = []
-    keys: list[str] = []
     raw: list[tuple[str, str]] = []
-    kid_of: dict[str, int] = {}
     for value in codes.to_pylist():
         name, email = name_dictionary[value // width], email_dictionary[value % width]
-        mapped_name, mapped_email = map_identity(mailmap, name, email)
-        key = mapped_email.lower()
-        kid = kid_of.setdefault(key, len(keys))
-        if kid == len(keys):
-            keys.append(key)
+        mapped_name, mapped_email, kid = people.resolve(name, email)
         raw.append((name, email))
         mapped_names.append(mapped_name)
         mapped_emails.append(mapped_email)
         pair_keys.append(kid)
     kid = pc.take(pa.array(pair_keys, pa.int32()), pair)
     keyed = cells.append_column("pair", pair).append_column("kid", kid)
-    return _Keyed(keyed, mapped_names, mapped_emails, pair_keys, keys, raw)
+    return _Keyed(keyed, mapped_names, mapped_emails, pair_keys, people.keys, raw, people)
 
 
 def _series(keyed: _Keyed, unit: str) -> list[dict[str, Any]]:
-    needed = keyed.cells.select([unit, *_SUMS, "kid"])
+    needed = keyed.cells.select([unit, *_SUMS, *_MASKED, "kid"])
     grouped = needed.group_by(unit, use_threads=False).aggregate(
-        [(column, "sum") for column in _SUMS] + [("kid", "count_distinct")]
+        [(column, "sum") for column in (*_SUMS, *_MASKED)] + [("kid", "count_distinct")]
     )
     grouped = grouped.sort_by(unit)
     columns = [grouped.column(f"{column}_sum").to_pylist() for column in _SUMS]
+    authored = [grouped.column(f"{column}_sum").to_pylist() for column in _MASKED[:2]]
     # Days since 1970 to ISO dates by hand: Arrow's dates to Python objects cost more.
     periods = grouped.column(unit).cast(pa.int32()).to_pylist()
     people = grouped.column("kid_count_distinct").to_pylist()
     return [
         {
-            "period_start": date.fromordinal(EPOCH_ORDINAL + period).isoformat(),
+            "period_start": _iso(period),
             **dict(zip(_SUMS, sums, strict=True)),
             "contributors": n,
+            "authored_additions_lines": adds,
+            "authored_deletions_lines": dels,
         }
-        for period, *sums, n in zip(periods, *columns, people, strict=True)
+        for period, *sums, n, adds, dels in zip(periods, *columns, people, *authored, strict=True)
     ]
 
 
-def _contributors(keyed: _Keyed) -> list[dict[str, Any]]:
+def _iso(days: int) -> str:
+    return date.fromordinal(EPOCH_ORDINAL + days).isoformat()
+
+
+# The authored columns of the cells that count as authored (0 in the others), as "masked_*".
+_MASKED = (*(f"masked_{column}" for column in AUTHORED), "masked_commits")
+
+
+def _with_masks(keyed: _Keyed) -> pa.Table:
+    """The cells with a `bot` flag (their author's) and the `masked_*` columns."""
     cells = keyed.cells
+    bot = pc.take(pa.array(keyed.people.bots, pa.bool_()), cells.column("kid"))
+    authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bot))
+    cells = cells.append_column("bot", bot).append_column("authored", authored)
+    for column, masked in zip((*AUTHORED, "commits"), _MASKED, strict=True):
+        cells = cells.append_column(masked, pc.if_else(authored, cells.column(column), 0))
+    return cells
+
+
+@dataclass
+class _CoAuthored:
+    """One commit with co-authors: its author's and co-authors' kids (co-authors distinct, the
+    author left out), its week, and its authored figures."""
+
+    sha: str
+    time: int
+    week: int  # days since 1970 of its Monday
+    author: int
+    co_authors: list[int]
+    names: dict[int, str]  # each co-author's name after the mailmap
+    emails: dict[int, str]
+    ignored: bool
+    figures: tuple[int, ...]  # AUTHORED's
+
+
+def _co_authored(table: pa.Table, people: _People) -> list[_CoAuthored]:
+    """The co-authored commits, their identities resolved (which also decides who is a bot)."""
+    commits = []
+    for row in table.to_pylist():
+        _, _, author = people.resolve(row["author_name"], row["author_email"])
+        names: dict[int, str] = {}
+        emails: dict[int, str] = {}
+        for person in row["co_authors"]:
+            name, email, kid = people.resolve(person["name"], person["email"])
+            if kid != author and kid not in names:
+                names[kid], emails[kid] = name, email
+        days = row["author_time"] // _DAY
+        commits.append(
+            _CoAuthored(
+                row["sha"],
+                row["author_time"],
+                days - (days + 3) % 7,
+                author,
+                list(names),
+                names,
+                emails,
+                row["ignored"],
+                tuple(row[column] for column in AUTHORED),
+            )
+        )
+    return commits
+
+
+_DAY = 86_400
+
+
+@dataclass
+class _Shares:
+    """Per person: their share of the authored figures, in total and per week, and the authored
+    commits they are among the people of."""
+
+    totals: dict[int, list[int]]  # kid -> AUTHORED's four, then commits
+    weeks: dict[tuple[int, int], list[int]]  # (kid, week) -> the same
+
+
+def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: _People) -> _Shares:
+    """Authored figures per person (definition 11): a commit's authors' cells give it all, then
+    each co-authored commit moves floor(x / n) of each figure x to each of its other n - 1
+    people, and counts once for each of them."""
+    authored = cells.filter(cells.column("authored"))
+    columns = [*_MASKED]
+    by_week = authored.select(["kid", "week", *columns]).group_by(
+        ["kid", "week"], use_threads=False
+    )
+    by_week = by_week.aggregate([(column, "sum") for column in columns])
+    weeks: dict[tuple[int, int], list[int]] = {}
+    totals: dict[int, list[int]] = {}
+    kids = by_week.column("kid").to_pylist()
+    days = by_week.column("week").cast(pa.int32()).to_pylist()
+    sums = [by_week.column(f"{column}_sum").to_pylist() for column in columns]
+    for kid, week, *figures in zip(kids, days, *sums, strict=True):
+        weeks[(kid, week)] = list(figures)
+        total = totals.setdefault(kid, [0] * len(columns))
+        for i, value in enumerate(figures):
+            total[i] += value
+    for commit in co_authored:
+        if commit.ignored or people.bots[commit.author]:
+            continue
+        others = [kid for kid in commit.co_authors if not people.bots[kid]]
+        if not others:
+            continue
+        n = len(others) + 1
+        share = [x // n for x in commit.figures]
+        for kid, sign in [(commit.author, -(n - 1)), *((kid, 1) for kid in others)]:
+            for target in (
+                totals.setdefault(kid, [0] * len(columns)),
+                weeks.setdefault((kid, commit.week), [0] * len(columns)),
+            ):
+                for i, value in enumerate(share):
+                    target[i] += sign * value
+                if sign > 0:
+                    target[-1] += 1
+    return _Shares(totals, weeks)
+
+
+def _excluded(cells: pa.Table) -> dict[str, dict[str, int]]:
+    """Definition 13's reasons, each change under the first that applies."""
+    ignored = cells.filter(cells.column("ignored"))
+    bots = cells.filter(pc.and_(pc.invert(cells.column("ignored")), cells.column("bot")))
+    authored = cells.filter(cells.column("authored"))
+
+    def figures(table: pa.Table, prefix: str, commits: str) -> dict[str, int]:
+        return {
+            "commits": _sum(table, commits),
+            "additions_lines": _sum(table, f"{prefix}additions_lines"),
+            "deletions_lines": _sum(table, f"{prefix}deletions_lines"),
+        }
+
+    return {
+        "ignored_revisions": figures(ignored, "", "changed"),
+        "bots": figures(bots, "", "changed"),
+        "vendored": figures(authored, "vendored_", "vendored_commits"),
+        "generated": figures(authored, "generated_", "generated_commits"),
+    }
+
+
+def _contributors(
+    keyed: _Keyed, co_authored: list[_CoAuthored], shares: _Shares
+) -> list[dict[str, Any]]:
+    """Authors by churn (all-in figures, as git log counts them), each with their authored
+    shares; then the people who only co-authored."""
+    cells = keyed.cells
+    people = keyed.people
+    co_commits: dict[int, int] = {}
+    for commit in co_authored:
+        for kid in commit.co_authors:
+            co_commits[kid] = co_commits.get(kid, 0) + 1
     grouped = cells.select(["kid", *_SUMS, "first_time", "last_time"])
     grouped = grouped.group_by("kid", use_threads=False).aggregate(
         [(column, "sum") for column in _SUMS] + [("first_time", "min"), ("last_time", "max")]
@@ -181,13 +396,107 @@ def _contributors(keyed: _Keyed) -> list[dict[str, Any]]:
                 "key": keyed.keys[kid],
                 "name": keyed.names[pair],
                 "email": keyed.emails[pair],
+                "is_bot": people.bots[kid],
                 **dict(zip(_SUMS, totals, strict=True)),
+                "co_authored_commits": co_commits.get(kid, 0),
+                **_authored_of(shares, kid),
                 "first_commit_time": first,
                 "last_commit_time": last,
             }
         )
     rows.sort(
         key=lambda r: (-(r["additions_lines"] + r["deletions_lines"]), -r["commits"], r["key"])
+    )
+    return rows + _only_co_authors(co_authored, {row["key"] for row in rows}, people, shares)
+
+
+def _authored_of(shares: _Shares, kid: int) -> dict[str, int]:
+    figures = shares.totals.get(kid, [0] * len(_MASKED))
+    return dict(zip(AUTHORED, figures, strict=False))
+
+
+def _only_co_authors(
+    co_authored: list[_CoAuthored], authors: set[str], people: _People, shares: _Shares
+) -> list[dict[str, Any]]:
+    """The people who co-authored commits but authored none: their name and email after the
+    mailmap as their latest co-authored commit (by time, then sha) gives them."""
+    seen: dict[int, dict[str, Any]] = {}
+    for commit in co_authored:
+        for kid in commit.co_authors:
+            if people.keys[kid] in authors:
+                continue
+            row = seen.get(kid)
+            if row is None:
+                row = seen[kid] = {
+                    "key": people.keys[kid],
+                    "is_bot": people.bots[kid],
+                    **dict.fromkeys(_SUMS, 0),
+                    "co_authored_commits": 0,
+                    **_authored_of(shares, kid),
+                    "first_commit_time": commit.time,
+                    "last_commit_time": commit.time,
+                    "latest": (commit.time, ""),
+                }
+            row["co_authored_commits"] += 1
+            row["first_commit_time"] = min(row["first_commit_time"], commit.time)
+            row["last_commit_time"] = max(row["last_commit_time"], commit.time)
+            if (commit.time, commit.sha) >= row["latest"]:
+                row["latest"] = (commit.time, commit.sha)
+                row["name"], row["email"] = commit.names[kid], commit.emails[kid]
+    rows = list(seen.values())
+    for row in rows:
+        del row["latest"]
+    rows.sort(
+        key=lambda r: (
+            -(r["authored_additions_lines"] + r["authored_deletions_lines"]),
+            -r["co_authored_commits"],
+            r["key"],
+        )
+    )
+    return rows
+
+
+def _contributor_activity(
+    contributors: list[dict[str, Any]], shares: _Shares, people: _People
+) -> list[dict[str, Any]]:
+    """Each non-bot person of authored commits, their authored shares week by week."""
+    shown = {row["key"]: row for row in contributors}
+    weeks: dict[int, list[dict[str, Any]]] = {}
+    for (kid, week), (adds, dels, _ab, _db, commits) in sorted(
+        shares.weeks.items(), key=lambda item: item[0][1]
+    ):
+        if commits:
+            weeks.setdefault(kid, []).append(
+                {
+                    "week_start": _iso(week),
+                    "commits": commits,
+                    "authored_additions_lines": adds,
+                    "authored_deletions_lines": dels,
+                }
+            )
+    rows = []
+    for kid, active in weeks.items():
+        if people.bots[kid]:
+            continue
+        adds, dels, _ab, _db, commits = shares.totals[kid]
+        person = shown[people.keys[kid]]
+        rows.append(
+            {
+                "key": people.keys[kid],
+                "name": person["name"],
+                "email": person["email"],
+                "commits": commits,
+                "authored_additions_lines": adds,
+                "authored_deletions_lines": dels,
+                "weeks": active,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            -(r["authored_additions_lines"] + r["authored_deletions_lines"]),
+            -r["commits"],
+            r["key"],
+        )
     )
     return rows
 
@@ -196,15 +505,21 @@ def _sum(cells: pa.Table, column: str) -> int:
     return pc.sum(cells.column(column)).as_py() or 0
 
 
-def aggregate_tally(tally: Tally, mailmap: pygit2.Mailmap) -> Aggregates:
-    """Totals, activity, punch card and contributors from the tally's cells, the mailmap applied
-    over their identities."""
-    cells = tally.cells
-    keyed = _keyed(cells, mailmap)
+def aggregate_tally(
+    tally: Tally, mailmap: pygit2.Mailmap, bot_globs: Sequence[str] = ()
+) -> Aggregates:
+    """Totals, activity, punch card, contributors and the authored figures from the tally's
+    cells and co-authored commits, the mailmap and the bots applied over their identities."""
+    people = _People(mailmap, bot_globs)
+    keyed = _keyed(tally.cells, people)
+    authors = len(people.keys)  # before the co-authors join them
+    co_authored = _co_authored(tally.coauthored, people)
+    keyed = replace(keyed, cells=_with_masks(keyed))
+    cells = keyed.cells
     totals = Totals(
         _sum(cells, "commits"),
         _sum(cells, "merges"),
-        len(keyed.keys),
+        authors,
         _sum(cells, "additions_lines"),
         _sum(cells, "deletions_lines"),
         _sum(cells, "addition_bytes"),
@@ -214,13 +529,27 @@ def aggregate_tally(tally: Tally, mailmap: pygit2.Mailmap) -> Aggregates:
         _sum(cells, "clamped"),
         sum(1 for name, email in keyed.raw if _shortened(name) or _shortened(email)),
     )
+    shares = _shares(cells, co_authored, people)
+    contributors = _contributors(keyed, co_authored, shares)
+    activity = _contributor_activity(contributors, shares, people)
     punch_card = [{"weekday": d, "hour": h, "commits": n} for d, h, n in tally.punch_rows()]
+    authored = {
+        "commits": _sum(cells, "masked_commits"),
+        "contributors": len(activity),
+        **{
+            column.removeprefix("authored_"): _sum(cells, f"masked_{column}") for column in AUTHORED
+        },
+    }
     return Aggregates(
         totals,
         _series(keyed, "week"),
         _series(keyed, "month"),
         punch_card,
-        _contributors(keyed),
+        contributors,
+        authored,
+        _excluded(cells),
+        activity,
+        [row["key"] for row in activity],
     )
 
 
@@ -228,6 +557,9 @@ def _shortened(text: str) -> bool:
     return len(text) == MAX_IDENTITY_CHARS and text.endswith(SHORTENED)
 
 
-def aggregate(commit_files: Sequence[Path], mailmap: pygit2.Mailmap) -> Aggregates:
-    """The aggregates of every commit row in these parts (a fresh tally)."""
-    return aggregate_tally(tally_commits(commit_files), mailmap)
+def aggregate(
+    parts: Sequence[tuple[Path, Path]], mailmap: pygit2.Mailmap, rules: Rules
+) -> Aggregates:
+    """The aggregates of every row in these parts ((commits, files) Parquet files), counted
+    afresh."""
+    return aggregate_tally(tally_rows(Rows.of_parts(parts), rules), mailmap)

@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from contract import layout
 from contract.documents import (
     Activity,
+    AuthoredTotals,
     Branch,
     Branches,
     Contributor,
+    ContributorActivity,
     Document,
     EmailMode,
+    Excluded,
     LanguageShare,
     Overview,
     Ownership,
@@ -46,7 +49,8 @@ def _share(part: int, whole: int) -> float:
 def build_documents(
     facts: CodebaseFacts, email_mode: EmailMode, now: datetime
 ) -> dict[str, Document]:
-    """overview, branches, activity and ownership (status is written by the pipeline)."""
+    """overview, branches, activity, ownership and contributor_activity (status is written by
+    the pipeline)."""
     agg, snap, totals = facts.aggregates, facts.snapshot, facts.aggregates.totals
     churn = totals.additions_lines + totals.deletions_lines
     overview = Overview(
@@ -76,6 +80,8 @@ def build_documents(
         ],
         first_commit_at=totals.first_commit_at,
         last_commit_at=totals.last_commit_at,
+        authored=AuthoredTotals(**agg.authored),
+        excluded=Excluded.model_validate(agg.excluded),
         generated_at=now,
     )
     branches = Branches(
@@ -105,11 +111,17 @@ def build_documents(
                 name=row["name"],
                 email=email,
                 email_sha256=digest,
+                is_bot=row["is_bot"],
                 commits=row["commits"],
+                co_authored_commits=row["co_authored_commits"],
                 additions_lines=row["additions_lines"],
                 deletions_lines=row["deletions_lines"],
                 addition_bytes=row["addition_bytes"],
                 deletion_bytes=row["deletion_bytes"],
+                authored_additions_lines=row["authored_additions_lines"],
+                authored_deletions_lines=row["authored_deletions_lines"],
+                authored_addition_bytes=row["authored_addition_bytes"],
+                authored_deletion_bytes=row["authored_deletion_bytes"],
                 share_of_commits=_share(row["commits"], totals.commits),
                 share_of_churn=_share(person_churn, churn),
                 first_commit_at=datetime.fromtimestamp(row["first_commit_time"], UTC),
@@ -118,15 +130,29 @@ def build_documents(
         )
     ownership = Ownership(
         codebase_id=facts.codebase_id,
-        total_contributors=len(contributors),
+        total_contributors=totals.contributors,
         contributors=contributors,
         generated_at=now,
+    )
+    people = []
+    for row in agg.contributor_activity:
+        email, digest = email_fields(row["email"], email_mode)
+        people.append({**row, "email": email, "email_sha256": digest})
+        del people[-1]["key"]
+    contributor_activity = ContributorActivity.model_validate(
+        {
+            "codebase_id": facts.codebase_id,
+            "total_contributors": len(people),
+            "contributors": people,
+            "generated_at": now,
+        }
     )
     return {
         "overview": overview,
         "branches": branches,
         "activity": activity,
         "ownership": ownership,
+        "contributor_activity": contributor_activity,
     }
 
 

@@ -63,6 +63,7 @@ COMMITS_SCHEMA = pa.schema(
         ("deletions_lines", pa.int64()),
         ("addition_bytes", pa.int64()),
         ("deletion_bytes", pa.int64()),
+        ("co_authors", pa.list_(pa.struct([("name", pa.string()), ("email", pa.string())]))),
     ]
 )
 
@@ -209,6 +210,7 @@ class Rows:
         c["deletions_lines"].append(dels)
         c["addition_bytes"].append(add_bytes)
         c["deletion_bytes"].append(del_bytes)
+        c["co_authors"].append([])
 
 
 def _extract_into(repo: pygit2.Repository, sha: str, batch: Rows) -> None:

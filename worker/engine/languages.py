@@ -14,27 +14,22 @@ CLASSIFY_PREFIX_BYTES = 128 * 1024
 
 @dataclass(frozen=True, slots=True)
 class FileLanguage:
-    """A file's Linguist language and type, and whether it counts in language statistics."""
+    """A file's Linguist language and type. Whether it counts in the language statistics is
+    its path's class (worker/engine/classes.py): only source files count."""
 
     language: str | None
     type: str | None
-    counted: bool
 
 
 def classify(path: str, data: bytes) -> FileLanguage:
-    """Classify a text file; `counted` is False for vendored, generated or documentation paths."""
+    """The language of a text file."""
     # Linguist gives empty blobs no language; go-enry would guess one from the name alone.
     if not data:
-        return FileLanguage(None, None, counted=False)
+        return FileLanguage(None, None)
     prefix = data[:CLASSIFY_PREFIX_BYTES]
     language = enry.get_language(path, prefix)
     if not language:
-        return FileLanguage(None, None, counted=False)
+        return FileLanguage(None, None)
     # go-enry answers "unknown" for a language missing from its type table.
     language_type = enry.get_language_type(language)
-    counted = not (
-        enry.is_vendor(path) or enry.is_documentation(path) or enry.is_generated(path, prefix)
-    )
-    return FileLanguage(
-        language, None if language_type == "unknown" else language_type, counted=counted
-    )
+    return FileLanguage(language, None if language_type == "unknown" else language_type)

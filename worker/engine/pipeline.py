@@ -11,12 +11,14 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pygit2
 
 from contract import layout
@@ -32,9 +34,15 @@ from contract.documents import (
     Status,
 )
 from contract.storage import Storage
+from worker.engine import classes as path_classes
 from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
-from worker.engine.aggregate import Aggregates, aggregate_tally, load_mailmap
+from worker.engine.aggregate import (
+    Aggregates,
+    aggregate_tally,
+    load_ignored_revisions,
+    load_mailmap,
+)
 from worker.engine.branches import Divergence, describe_branches
 from worker.engine.errors import (
     IncompleteRepositoryError,
@@ -88,6 +96,8 @@ class RunResult:
     # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
     # whatever EMAIL_MODE lets the documents show.
     contributor_keys: list[str] = field(default_factory=list)
+    # The same of the people of authored commits (overview.authored.contributors).
+    authored_contributor_keys: list[str] = field(default_factory=list)
     # What the run counted at a limit, for the status (Status.notices).
     notices: list[str] = field(default_factory=list)
     # Seconds spent in each phase, in run order.
@@ -158,8 +168,11 @@ async def analyze_codebase(
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
     still_owner: OwnerCheck | None = None,
+    bot_authors: Sequence[str] = (),
 ) -> RunResult:
-    """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches."""
+    """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches.
+
+    `bot_authors`: globs of the people counted as bots besides GitHub's `[bot]` accounts."""
     # A path that is not a repository fails here, before the codebase's status is touched.
     resolve_source(source)
     started = _now()
@@ -198,6 +211,7 @@ async def analyze_codebase(
         timeouts=timeouts,
         workers=workers,
         still_owner=still_owner,
+        bot_authors=tuple(bot_authors),
         tidy=previous is None or previous.state is not RunState.SUCCEEDED,
     )
     try:
@@ -268,6 +282,7 @@ class _Run:
     timeouts: NetworkTimeouts
     workers: int | None
     still_owner: OwnerCheck | None = None
+    bot_authors: tuple[str, ...] = ()
     # The last run did not succeed (it failed or died): it may have left objects behind in
     # storage, and documents that differ from the manifest's record of them.
     tidy: bool = False
@@ -278,6 +293,9 @@ class _Run:
     removed_rows: pa.Table | None = None
     tally: tallies.Tally | None = None
     tally_key: str | None = None
+    # The rules the tally is counted with, and the path classes' object.
+    rules: tallies.Rules | None = None
+    classes_key: str | None = None
     # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
     # whether the codebase has a checkpoint to delete once the run commits.
     resumed: int = 0
@@ -329,12 +347,14 @@ class _Source:
 
 async def _run_phases(run: _Run) -> RunResult:
     run.manifest = await run.state.load_manifest()
+    if run.state.outdated:
+        run.tidy = True  # what the other version stored goes once this run commits
     source = await fetch(run)
     parts, delta = await refs_delta(run, source)
     new_parts = await extract(run, source, delta)
     parts, obsolete = await store(run, parts, new_parts, delta)
     table, snapshot_key = await snapshot(run, source)
-    aggregates, mailmap = await aggregate(run, source, parts, new_parts)
+    aggregates, mailmap = await aggregate(run, source, parts, new_parts, table)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
     documents = await export(run, source, aggregates, table, branch_facts, now)
@@ -347,12 +367,15 @@ async def _run_phases(run: _Run) -> RunResult:
         documents_written=written,
         commits_resumed=run.resumed,
         full_walk=delta.full_walk,
-        contributor_keys=sorted(
-            hashlib.sha256(row["key"].encode()).hexdigest() for row in aggregates.contributors
-        ),
+        contributor_keys=_digests(row["key"] for row in aggregates.contributors if row["commits"]),
+        authored_contributor_keys=_digests(aggregates.authored_keys),
         notices=_notices(aggregates, len(branch_facts), len(source.heads)),
         phase_seconds=run.phase_seconds,
     )
+
+
+def _digests(keys: Iterable[str]) -> list[str]:
+    return sorted(hashlib.sha256(key.encode()).hexdigest() for key in keys)
 
 
 def _notices(aggregates: Aggregates, described: int, branches: int) -> list[str]:
@@ -557,28 +580,53 @@ async def snapshot(run: _Run, source: _Source) -> tuple[snapshots.pa.Table, str 
 
 
 async def aggregate(
-    run: _Run, source: _Source, parts: list[PartFiles], new_parts: list[PartFiles]
+    run: _Run, source: _Source, parts: list[PartFiles], new_parts: list[PartFiles], table: pa.Table
 ) -> tuple[Aggregates, pygit2.Mailmap]:
-    """Phase 6: the tally updated by what the run added and removed (counted from every stored
-    commit row only when there is none yet), then totals, activity, punch card and
-    contributors from it."""
+    """Phase 6: the rules (path classes, ignored revisions) at the default head, the tally
+    updated by what the run added and removed (counted from every stored row when there is
+    none yet, or when the rules changed), then the documents' figures from it, the mailmap and
+    the bots applied over its identities."""
     await run.enter(Phase.AGGREGATE)
-    mailmap = load_mailmap(source.repo, source.head)
-    added = [p.commits for p in new_parts if p.ref.commits]
-    tally = await run.state.load_tally(run.manifest)
-    if tally is None:
-        tally = await asyncio.to_thread(tallies.tally_commits, [p.commits for p in parts])
+    repo, head, manifest = source.repo, source.head, run.manifest
+    mailmap = load_mailmap(repo, head)
+    ignored = load_ignored_revisions(repo, head)
+    added = [p for p in new_parts if p.ref.commits]
+    known = await run.state.load_classes(manifest)
+    # Paths new to the classes: those of the added rows (of every row when there are none).
+    sources = parts if known is None else added
+    paths = await asyncio.to_thread(_paths_of, [p.files for p in sources])
+    classes, reclassified = await asyncio.to_thread(
+        path_classes.update_classes, repo, known, manifest.snapshot_head, head, paths, table
+    )
+    run.classes_key = manifest.classes_key
+    if known is None or classes is not known:
+        run.classes_key = await run.state.save_classes(classes)
+    rules = run.rules = tallies.Rules(classes, ignored)
+    tally = await run.state.load_tally(manifest)
+    every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
+    if tally is None or reclassified or ignored != frozenset(manifest.ignored_revisions):
+        tally = await asyncio.to_thread(tallies.tally_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
     elif added or run.removed_rows is not None:
-        tally = await asyncio.to_thread(
-            tallies.update, tally, added, run.removed_rows, [p.commits for p in parts]
-        )
+        new = tallies.Rows.of_parts([(p.commits, p.files) for p in added])
+        tally = await asyncio.to_thread(tallies.update, tally, new, run.removed_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
     else:
-        run.tally_key = run.manifest.tally_key
+        run.tally_key = manifest.tally_key
     run.tally = tally
-    aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap)
+    aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors)
     return aggregates, mailmap
+
+
+def _paths_of(files: list[Path]) -> list[bytes]:
+    """The distinct paths of these file rows' parts."""
+    if not files:
+        return []
+    column = pa.chunked_array(
+        [pq.read_table(path, columns=["path"]).column("path") for path in files],
+        pa.binary(),
+    )
+    return pc.unique(column).to_pylist()
 
 
 async def branches(
@@ -609,13 +657,15 @@ async def export(
     """Phase 8: the documents, built from what the earlier phases found. They are published
     only once the run's state is committed, so readers never see what a run did not commit."""
     await run.enter(Phase.EXPORT)
+    rules = run.rules
+    assert rules is not None, "the aggregate phase runs first"
     facts = CodebaseFacts(
         codebase_id=run.codebase_id,
         full_name=_full_name(run),
         default_branch=source.default,
         head_sha=source.head,
         aggregates=aggregates,
-        snapshot=snapshots.summarize_snapshot(table),
+        snapshot=snapshots.summarize_snapshot(table, rules.classes),
         branches=branch_facts,
         total_branches=len(source.heads),
     )
@@ -645,6 +695,8 @@ async def _commit(
             "divergence": divergence,
             "tally_key": run.tally_key,
             "punch_card": run.tally.punch_rows() if run.tally else [],
+            "classes_key": run.classes_key,
+            "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
     )
     await run.state.save_manifest(run.manifest)
@@ -663,6 +715,8 @@ async def _commit(
         await run.storage.delete(manifest.snapshot_key)
     if manifest.tally_key and manifest.tally_key != run.tally_key:
         await run.state.delete_tally(manifest.tally_key)
+    if manifest.classes_key and manifest.classes_key != run.classes_key:
+        await run.state.delete_classes(manifest.classes_key)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pygit2
 from pygit2.enums import DiffOption
 
+from worker.engine.classes import PathClass, classes_of, generated_at_head
 from worker.engine.languages import classify
 
 SNAPSHOT_SCHEMA = pa.schema(
@@ -25,7 +26,8 @@ SNAPSHOT_SCHEMA = pa.schema(
         pa.field("binary", pa.bool_(), nullable=False),
         pa.field("language", pa.string()),
         pa.field("language_type", pa.string()),
-        pa.field("counted", pa.bool_(), nullable=False),
+        # What Linguist's rules (enry) make of the file's content: generated or not.
+        pa.field("generated", pa.bool_(), nullable=False),
     ]
 )
 
@@ -64,7 +66,7 @@ class _FileRow(NamedTuple):
     binary: bool
     language: str | None
     language_type: str | None
-    counted: bool
+    generated: bool
 
 
 def empty_snapshot() -> pa.Table:
@@ -117,22 +119,25 @@ def update_snapshot(
 
 def _read_file(odb: pygit2.Odb, path: bytes, oid: pygit2.Oid, is_symlink: bool) -> _FileRow:
     _type, data = odb.read(oid)
+    generated = generated_at_head(path, data, not is_symlink)
     binary = data.find(b"\0", 0, _BINARY_SNIFF_BYTES) != -1
     if binary:
-        return _FileRow(path, len(data), 0, True, None, None, False)
+        return _FileRow(path, len(data), 0, True, None, None, generated)
     lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     # Linguist never classifies symlinks: they count as files but have no language.
     if is_symlink:
-        return _FileRow(path, len(data), lines, False, None, None, False)
+        return _FileRow(path, len(data), lines, False, None, None, generated)
     # enry takes str paths and encodes them as strict UTF-8, so undecodable bytes are replaced.
     language = classify(path.decode("utf-8", errors="replace"), data)
-    return _FileRow(
-        path, len(data), lines, False, language.language, language.type, language.counted
-    )
+    return _FileRow(path, len(data), lines, False, language.language, language.type, generated)
 
 
-def summarize_snapshot(table: pa.Table) -> SnapshotSummary:
-    counted = table.filter(table["counted"])
+def summarize_snapshot(table: pa.Table, classes: pa.Table) -> SnapshotSummary:
+    """Totals and languages; a language counts the files of class source (`classes`: the path
+    classes at the same head), as Linguist leaves out vendored, generated and documentation
+    files."""
+    source = pc.equal(classes_of(classes, table["path"]), int(PathClass.SOURCE))
+    counted = table.filter(pc.and_(source, pc.is_valid(table["language"])))
     by_language = counted.group_by(["language", "language_type"]).aggregate(
         [("size", "sum"), ("path", "count")]
     )

@@ -21,11 +21,14 @@ from pydantic import BaseModel
 from contract import layout
 from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
+from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.sha_index import ShaIndex
-from worker.engine.tally import Tally, read_cells, write_cells
+from worker.engine.tally import COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
-MANIFEST_VERSION = 1
+# 2: commit rows carry their co-authors, the tally the authored figures. A state of another
+# version is not read: the next run builds the codebase's state again from nothing.
+MANIFEST_VERSION = 2
 # The two files of a part.
 KINDS = ("commits", "files")
 # Past this many parts, the smallest are merged into one so that half as many remain: reads stay
@@ -60,10 +63,25 @@ class Manifest(BaseModel):
     # written again unless it is still the very object published with the same content.
     published: dict[str, PublishedDocument] = {}
     divergence: dict[str, Divergence] = {}
-    # The aggregates' additive state (worker/engine/tally.py): its cells' object, and the punch
-    # card as [weekday, hour, commits] rows. No key: counted from the parts on the next run.
+    # The aggregates' additive state (worker/engine/tally.py): its cells' object (the
+    # co-authored commits' object beside it), and the punch card as [weekday, hour, commits]
+    # rows. No key: counted from the parts on the next run.
     tally_key: str | None = None
     punch_card: list[list[int]] = []
+    # The rules the tally was counted with: the path classes' object (worker/engine/classes.py)
+    # and the ignored revisions. When they change, the tally is counted again.
+    classes_key: str | None = None
+    ignored_revisions: list[str] = []
+
+
+    def objects(self) -> set[str]:
+        """The keys of every state object this manifest names, its own included."""
+        named = {key for ref in self.parts for key in _part_keys(self.codebase_id, ref.name)}
+        named.add(layout.manifest(self.codebase_id))
+        if self.tally_key:
+            named |= {self.tally_key, coauthored_of(self.tally_key)}
+        named |= {key for key in (self.snapshot_key, self.classes_key) if key}
+        return named
 
 
 class Checkpoint(BaseModel):
@@ -134,14 +152,22 @@ class CodebaseState:
         self.tally_dir = cache_dir / "tally"
         self.sha_index = ShaIndex(cache_dir)
         self._manifest_etag: str | None = None
+        # The stored manifest was of another version: its objects are left for a tidy run.
+        self.outdated = False
 
     async def load_manifest(self) -> Manifest:
+        """The codebase's manifest; an empty one if it has none or one of another version
+        (whose objects a tidy run then collects)."""
         stored = await self.storage.get(layout.manifest(self.codebase_id))
         if stored is None:
             self._manifest_etag = None
             return Manifest(codebase_id=self.codebase_id)
         self._manifest_etag = stored.etag
-        return Manifest.model_validate_json(stored.data)
+        manifest = Manifest.model_validate_json(stored.data)
+        if manifest.schema_version != MANIFEST_VERSION:
+            self.outdated = True
+            return Manifest(codebase_id=self.codebase_id)
+        return manifest
 
     async def save_manifest(self, manifest: Manifest) -> None:
         """Swap the manifest in; StateConflict if it changed since load_manifest."""
@@ -169,7 +195,10 @@ class CodebaseState:
         parts = []
         for ref in checkpoint.parts:
             try:
-                parts += await self.local_parts([ref])
+                part = await self.local_parts([ref])
+                # A part written by a version of the engine with other columns is of no use.
+                if pq.read_schema(part[0].commits).names == COMMITS_SCHEMA.names:
+                    parts += part
             except StorageError:
                 if await self._part_stored(ref):
                     raise
@@ -232,18 +261,57 @@ class CodebaseState:
                 if await self.storage.stat(manifest.tally_key) is None:
                     return None
                 raise
-        return Tally.from_stored(read_cells(path), manifest.punch_card)
+        coauthored_key = coauthored_of(manifest.tally_key)
+        coauthored_path = self._tally_path(coauthored_key)
+        if not coauthored_path.exists():
+            try:
+                await self.storage.download_file(coauthored_key, coauthored_path)
+            except StorageError:
+                if await self.storage.stat(coauthored_key) is None:
+                    return None
+                raise
+        coauthored = read_cells(coauthored_path, COAUTHORED_SCHEMA)
+        return Tally.from_stored(read_cells(path), manifest.punch_card, coauthored)
 
     async def save_tally(self, tally: Tally) -> str:
-        """Upload the tally's cells under a new key, which the next manifest names."""
-        name = f"{uuid.uuid4().hex}.arrow"
-        path = self.tally_dir / name
-        write_cells(tally.cells, path)
-        key = layout.state_object(self.codebase_id, f"tally/{name}")
-        await self.storage.upload_file(path, key)
+        """Upload the tally's cells and co-authored commits under a new key (the latter beside
+        it), which the next manifest names."""
+        name = uuid.uuid4().hex
+        key = layout.state_object(self.codebase_id, f"tally/{name}.arrow")
+        for table, object_key in ((tally.coauthored, coauthored_of(key)), (tally.cells, key)):
+            path = self._tally_path(object_key)
+            write_cells(table, path)
+            await self.storage.upload_file(path, object_key)
         return key
 
     async def delete_tally(self, key: str) -> None:
+        for object_key in (key, coauthored_of(key)):
+            await self.storage.delete(object_key)
+            self._tally_path(object_key).unlink(missing_ok=True)
+
+    async def load_classes(self, manifest: Manifest) -> pa.Table | None:
+        """The path classes `manifest` names; None if it names none, or they are gone."""
+        if manifest.classes_key is None:
+            return None
+        path = self._tally_path(manifest.classes_key)
+        if not path.exists():
+            self.tally_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                await self.storage.download_file(manifest.classes_key, path)
+            except StorageError:
+                if await self.storage.stat(manifest.classes_key) is None:
+                    return None
+                raise
+        return read_cells(path, CLASSES_SCHEMA)
+
+    async def save_classes(self, table: pa.Table) -> str:
+        key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.classes.arrow")
+        path = self._tally_path(key)
+        write_cells(table, path)
+        await self.storage.upload_file(path, key)
+        return key
+
+    async def delete_classes(self, key: str) -> None:
         await self.storage.delete(key)
         self._tally_path(key).unlink(missing_ok=True)
 
@@ -255,12 +323,7 @@ class CodebaseState:
         """Delete the state objects `manifest` does not name (parts and snapshots a run uploaded
         before it died or lost its commit), and the local parts nothing names; the keys
         deleted. Only for the one run that owns the codebase: another's uploads look the same."""
-        named = {key for ref in manifest.parts for key in _part_keys(self.codebase_id, ref.name)}
-        named |= {layout.manifest(self.codebase_id)}
-        if manifest.snapshot_key:
-            named.add(manifest.snapshot_key)
-        if manifest.tally_key:
-            named.add(manifest.tally_key)
+        named = manifest.objects()
         garbage = [
             key
             for key in await self.storage.list(layout.state_prefix(self.codebase_id))
@@ -269,8 +332,10 @@ class CodebaseState:
         for key in garbage:
             await self.storage.delete(key)
         local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
+        kept = [manifest.classes_key]
         if manifest.tally_key:
-            local_names.add(self._tally_path(manifest.tally_key).name)
+            kept += [manifest.tally_key, coauthored_of(manifest.tally_key)]
+        local_names |= {self._tally_path(name).name for name in kept if name}
         for folder in (self.parts_dir, self.tally_dir):
             if folder.is_dir():
                 for path in folder.iterdir():
@@ -284,6 +349,11 @@ class CodebaseState:
                 await self.storage.delete(key)
             for kind in KINDS:
                 (self.parts_dir / f"{ref.name}.{kind}.parquet").unlink(missing_ok=True)
+
+
+def coauthored_of(tally_key: str) -> str:
+    """Where a tally's co-authored commits are stored, beside its cells."""
+    return tally_key.removesuffix(".arrow") + ".coauthored.arrow"
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:

@@ -16,7 +16,7 @@ period are in its cells.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,15 +28,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from worker.engine.extract import EARLIEST_TIME, LATEST_TIME
+from worker.engine.classes import PathClass, classes_of
+from worker.engine.extract import COMMITS_SCHEMA, EARLIEST_TIME, FILES_SCHEMA, LATEST_TIME
 
-KEY = ("author_name", "author_email", "week", "month")
+KEY = ("author_name", "author_email", "week", "month", "ignored")
 CELLS_SCHEMA = pa.schema(
     [
         ("author_name", pa.string()),
         ("author_email", pa.string()),
         ("week", pa.date32()),
         ("month", pa.date32()),
+        # Whether the cell's commits are ignored revisions (definition 12).
+        ("ignored", pa.bool_()),
         ("commits", pa.int64()),
         ("merges", pa.int64()),
         ("additions_lines", pa.int64()),
@@ -45,12 +48,50 @@ CELLS_SCHEMA = pa.schema(
         ("deletion_bytes", pa.int64()),
         # Commits whose author date git records outside the years 1 to 9999 (stored clamped).
         ("clamped", pa.int64()),
+        # Commits that change at least one file, and at least one vendored (generated) one.
+        ("changed", pa.int64()),
+        ("vendored_commits", pa.int64()),
+        ("vendored_additions_lines", pa.int64()),
+        ("vendored_deletions_lines", pa.int64()),
+        ("generated_commits", pa.int64()),
+        ("generated_additions_lines", pa.int64()),
+        ("generated_deletions_lines", pa.int64()),
+        # Changes to source and documentation paths.
+        ("authored_additions_lines", pa.int64()),
+        ("authored_deletions_lines", pa.int64()),
+        ("authored_addition_bytes", pa.int64()),
+        ("authored_deletion_bytes", pa.int64()),
         ("first_time", pa.int64()),
         ("last_time", pa.int64()),
         ("last_sha", pa.string()),  # of the latest (time, sha): whose name the key shows
     ]
 )
-# The commit columns the cells and the punch card are made of.
+# The columns two cells of one key add up.
+_SUMMED = CELLS_SCHEMA.names[
+    CELLS_SCHEMA.names.index("commits") : CELLS_SCHEMA.names.index("first_time")
+]
+AUTHORED = (
+    "authored_additions_lines",
+    "authored_deletions_lines",
+    "authored_addition_bytes",
+    "authored_deletion_bytes",
+)
+CO_AUTHORS_TYPE = pa.list_(pa.struct([("name", pa.string()), ("email", pa.string())]))
+# Commits with Co-authored-by trailers, one row each: their authored figures are shared among
+# their people (definition 11), which depends on the mailmap and the bots, so they are kept
+# whole. Added and removed by sha, exactly.
+COAUTHORED_SCHEMA = pa.schema(
+    [
+        ("sha", pa.string()),
+        ("author_name", pa.string()),
+        ("author_email", pa.string()),
+        ("author_time", pa.int64()),
+        ("ignored", pa.bool_()),
+        ("co_authors", CO_AUTHORS_TYPE),
+        *[(name, pa.int64()) for name in AUTHORED],
+    ]
+)
+# The commit columns the tally is made of, and the file columns.
 COMMIT_COLUMNS = (
     "sha",
     "is_merge",
@@ -58,6 +99,16 @@ COMMIT_COLUMNS = (
     "author_email",
     "author_time",
     "author_offset",
+    "files_changed",
+    "additions_lines",
+    "deletions_lines",
+    "addition_bytes",
+    "deletion_bytes",
+    "co_authors",
+)
+FILE_COLUMNS = (
+    "sha",
+    "path",
     "additions_lines",
     "deletions_lines",
     "addition_bytes",
@@ -67,30 +118,77 @@ COMMIT_COLUMNS = (
 PunchCard = Counter[tuple[int, int]]  # (weekday 0 = Monday, hour) -> commits
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What decides the authored figures besides the identities: each path's class
+    (worker/engine/classes.py) and the ignored revisions."""
+
+    classes: pa.Table
+    ignored: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Commit rows and their file rows: Parquet parts (paths), or tables."""
+
+    commits: Sequence[Path] | pa.Table
+    files: Sequence[Path] | pa.Table
+
+    @classmethod
+    def of_parts(cls, parts: Sequence[tuple[Path, Path]]) -> Rows:
+        return cls([c for c, _ in parts], [f for _, f in parts])
+
+    def count(self) -> int:
+        if isinstance(self.commits, pa.Table):
+            return self.commits.num_rows
+        return sum(pq.read_metadata(path).num_rows for path in self.commits)
+
+
 @dataclass
 class Tally:
     cells: pa.Table
     punch: PunchCard = field(default_factory=Counter)
+    coauthored: pa.Table = field(default_factory=COAUTHORED_SCHEMA.empty_table)
 
     def punch_rows(self) -> list[list[int]]:
         return [[d, h, n] for (d, h), n in sorted(self.punch.items()) if n]
 
     @classmethod
-    def from_stored(cls, cells: pa.Table, punch: Sequence[Sequence[int]]) -> Tally:
-        return cls(cells, Counter({(d, h): n for d, h, n in punch}))
+    def from_stored(
+        cls, cells: pa.Table, punch: Sequence[Sequence[int]], coauthored: pa.Table
+    ) -> Tally:
+        return cls(cells, Counter({(d, h): n for d, h, n in punch}), coauthored)
 
 
-_EMPTY_COMMITS = (
-    "CREATE TEMP TABLE commits (sha VARCHAR, is_merge BOOLEAN, author_name VARCHAR,"
-    " author_email VARCHAR, author_time BIGINT, author_offset SMALLINT,"
-    " additions_lines BIGINT, deletions_lines BIGINT, addition_bytes BIGINT,"
-    " deletion_bytes BIGINT)"
-)
+def _class_sums(kind: str, condition: str) -> str:
+    return f"count(*) FILTER (WHERE {condition}) AS {kind}_changes, " + ", ".join(
+        f"coalesce(sum({column}) FILTER (WHERE {condition}), 0)::BIGINT AS {kind}_{column}"
+        for column in FILE_COLUMNS[2:]
+    )
+
+
+# Each commit with what its files add up to by class, and whether it is ignored. `{only}` keeps
+# some of the commits (a SEMI JOIN on `c`) before their files are read.
+_FACTS = f"""
+    WITH c AS (
+        SELECT *, make_timestamp(author_time * 1000000) AS t,
+               sha IN (SELECT sha FROM ignored) AS ignored
+        FROM commits),
+    kept AS (SELECT * FROM c {{only}}),
+    f AS (
+        SELECT sha,
+               {_class_sums("vendored", "cls = 2")},
+               {_class_sums("generated", "cls = 3")},
+               {_class_sums("authored", "cls <= 1")}
+        FROM (SELECT files.*, coalesce(classes.class, 0) AS cls
+              FROM files {{files_only}} LEFT JOIN classes USING (path))
+        GROUP BY sha)
+    SELECT kept.*, f.* EXCLUDE (sha) FROM kept LEFT JOIN f USING (sha)
+"""
 
 _CELLS = f"""
-    WITH c AS (SELECT *, make_timestamp(author_time * 1000000) AS t FROM commits)
     SELECT author_name, author_email,
-           date_trunc('week', t)::DATE AS week, date_trunc('month', t)::DATE AS month,
+           date_trunc('week', t)::DATE AS week, date_trunc('month', t)::DATE AS month, ignored,
            count(*) AS commits,
            count(*) FILTER (WHERE is_merge) AS merges,
            sum(additions_lines)::BIGINT AS additions_lines,
@@ -100,11 +198,25 @@ _CELLS = f"""
            count(*) FILTER (
                WHERE author_time NOT BETWEEN {EARLIEST_TIME + 1} AND {LATEST_TIME - 1}
            ) AS clamped,
+           count(*) FILTER (WHERE files_changed > 0) AS changed,
+           count(*) FILTER (WHERE vendored_changes > 0) AS vendored_commits,
+           coalesce(sum(vendored_additions_lines), 0)::BIGINT AS vendored_additions_lines,
+           coalesce(sum(vendored_deletions_lines), 0)::BIGINT AS vendored_deletions_lines,
+           count(*) FILTER (WHERE generated_changes > 0) AS generated_commits,
+           coalesce(sum(generated_additions_lines), 0)::BIGINT AS generated_additions_lines,
+           coalesce(sum(generated_deletions_lines), 0)::BIGINT AS generated_deletions_lines,
+           {", ".join(f"coalesce(sum({c}), 0)::BIGINT AS {c}" for c in AUTHORED)},
            min(author_time) AS first_time,
            max(author_time) AS last_time,
            arg_max(sha, (author_time, sha)) AS last_sha
-    FROM c {{only}}
+    FROM facts
     GROUP BY ALL
+"""
+
+_COAUTHORED = f"""
+    SELECT sha, author_name, author_email, author_time, ignored, co_authors,
+           {", ".join(f"coalesce({c}, 0)::BIGINT AS {c}" for c in AUTHORED)}
+    FROM facts WHERE len(co_authors) > 0
 """
 
 _PUNCH = """
@@ -115,14 +227,9 @@ _PUNCH = """
     FROM local GROUP BY 1, 2
 """
 
-_MERGE = """
-    SELECT author_name, author_email, week, month,
-           sum(commits)::BIGINT AS commits, sum(merges)::BIGINT AS merges,
-           sum(additions_lines)::BIGINT AS additions_lines,
-           sum(deletions_lines)::BIGINT AS deletions_lines,
-           sum(addition_bytes)::BIGINT AS addition_bytes,
-           sum(deletion_bytes)::BIGINT AS deletion_bytes,
-           sum(clamped)::BIGINT AS clamped,
+_MERGE = f"""
+    SELECT {", ".join(KEY)},
+           {", ".join(f"sum({c})::BIGINT AS {c}" for c in _SUMMED)},
            min(first_time) AS first_time, max(last_time) AS last_time,
            arg_max(last_sha, (last_time, last_sha)) AS last_sha
     FROM (SELECT * FROM a UNION ALL SELECT * FROM b)
@@ -145,19 +252,33 @@ def connection() -> duckdb.DuckDBPyConnection:
         return _database.cursor()
 
 
-def _connect(commit_files: Sequence[Path] | pa.Table) -> duckdb.DuckDBPyConnection:
-    """A connection whose table `commits` holds the given commit rows (Parquet parts or a
-    table), only the columns the tally needs."""
-    con = connection()
-    columns = ", ".join(COMMIT_COLUMNS)
-    if isinstance(commit_files, pa.Table):
-        con.register("given", commit_files)
-        con.execute(f"CREATE TEMP VIEW commits AS SELECT {columns} FROM given")
-    elif commit_files:
-        files = [str(p) for p in commit_files]
-        con.register("commits", con.read_parquet(files).select(columns))
+def _register(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    given: Sequence[Path] | pa.Table,
+    columns: Sequence[str],
+    schema: pa.Schema,
+) -> None:
+    """View `name` over the given rows (Parquet parts or a table), only `columns`."""
+    if isinstance(given, pa.Table):
+        table = given.select(list(columns))
+    elif given:
+        con.register(name, con.read_parquet([str(p) for p in given]).select(", ".join(columns)))
+        return
     else:
-        con.execute(_EMPTY_COMMITS)
+        table = pa.schema([schema.field(c) for c in columns]).empty_table()
+    con.register(f"{name}_given", table)
+    con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {name}_given")
+
+
+def _connect(rows: Rows, rules: Rules) -> duckdb.DuckDBPyConnection:
+    """A connection with views `commits`, `files` (the rows, the columns the tally needs),
+    `classes` and `ignored`."""
+    con = connection()
+    _register(con, "commits", rows.commits, COMMIT_COLUMNS, COMMITS_SCHEMA)
+    _register(con, "files", rows.files, FILE_COLUMNS, FILES_SCHEMA)
+    con.register("classes", rules.classes)
+    con.register("ignored", pa.table({"sha": pa.array(sorted(rules.ignored), pa.string())}))
     return con
 
 
@@ -167,8 +288,20 @@ def _table(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return table
 
 
-def _cells(con: duckdb.DuckDBPyConnection, only: str = "") -> pa.Table:
-    return _table(con, _CELLS.format(only=only)).cast(CELLS_SCHEMA)
+def _facts(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
+    """View `facts`: the commits (those `only` keeps) with their files' figures."""
+    files_only = "SEMI JOIN kept USING (sha)" if only else ""
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW facts AS " + _FACTS.format(only=only, files_only=files_only)
+    )
+
+
+def _cells(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return _table(con, _CELLS).cast(CELLS_SCHEMA)
+
+
+def _coauthored(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return _table(con, _COAUTHORED).cast(COAUTHORED_SCHEMA)
 
 
 def _punch(con: duckdb.DuckDBPyConnection) -> PunchCard:
@@ -182,29 +315,51 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # days since 1970 + this = a date'
 _DAY = 86_400
 
 
-def _rows(commits: Sequence[Path] | pa.Table) -> int:
-    if isinstance(commits, pa.Table):
-        return commits.num_rows
-    return sum(pq.read_metadata(path).num_rows for path in commits)
+def _read(given: Sequence[Path] | pa.Table, columns: Sequence[str], schema: pa.Schema) -> pa.Table:
+    if isinstance(given, pa.Table):
+        return given.select(list(columns))
+    if not given:
+        return pa.schema([schema.field(c) for c in columns]).empty_table()
+    return pa.concat_tables([pq.read_table(path, columns=list(columns)) for path in given])
 
 
-def _small_tally(commits: Sequence[Path] | pa.Table) -> Tally:
-    """What `_CELLS` and `_PUNCH` count, in Python. Days and hours by arithmetic on the epoch
-    seconds (a week starts on Monday, 1970-01-01 was a Thursday), so the clamped extremes of the
-    years 1 and 9999, and their local times beyond them, count as in DuckDB."""
-    if isinstance(commits, pa.Table):
-        table = commits.select(list(COMMIT_COLUMNS))
-    elif commits:
-        table = pa.concat_tables(
-            [pq.read_table(path, columns=list(COMMIT_COLUMNS)) for path in commits]
-        )
-    else:
-        return Tally(CELLS_SCHEMA.empty_table())
+_CLASS_COLUMNS = {
+    int(PathClass.VENDORED): "vendored",
+    int(PathClass.GENERATED): "generated",
+}
+
+
+def _file_sums(files: pa.Table, rules: Rules) -> dict[str, dict[str, int]]:
+    """Per commit, what its files add up to by class (as `_FACTS` counts it)."""
+    sums: dict[str, dict[str, int]] = {}
+    if not files.num_rows:
+        return sums
+    classes = classes_of(rules.classes, files.column("path")).to_pylist()
+    for row, cls in zip(files.select(list(FILE_COLUMNS)).to_pylist(), classes, strict=True):
+        commit = sums.setdefault(row["sha"], defaultdict(int))
+        kind = "authored" if cls <= int(PathClass.DOCUMENTATION) else _CLASS_COLUMNS[cls]
+        commit[f"{kind}_changes"] += 1
+        for column in FILE_COLUMNS[2:]:
+            commit[f"{kind}_{column}"] += row[column]
+    return sums
+
+
+def _small_tally(rows: Rows, rules: Rules) -> Tally:
+    """What `_CELLS`, `_COAUTHORED` and `_PUNCH` count, in Python. Days and hours by arithmetic
+    on the epoch seconds (a week starts on Monday, 1970-01-01 was a Thursday), so the clamped
+    extremes of the years 1 and 9999, and their local times beyond them, count as in DuckDB."""
+    commits = _read(rows.commits, COMMIT_COLUMNS, COMMITS_SCHEMA)
+    files = _read(rows.files, FILE_COLUMNS, FILES_SCHEMA)
+    by_commit = _file_sums(files, rules)
     cells: dict[tuple[Any, ...], dict[str, Any]] = {}
+    coauthored: list[dict[str, Any]] = []
     punch: PunchCard = Counter()
-    for row in table.to_pylist():
-        time = row["author_time"]
+    for row in commits.to_pylist():
+        time, sha = row["author_time"], row["sha"]
         days = time // _DAY
+        ignored = sha in rules.ignored
+        sums = by_commit.get(sha, {})
+        authored = {column: sums.get(column, 0) for column in AUTHORED}
         _fold(
             cells,
             {
@@ -212,6 +367,7 @@ def _small_tally(commits: Sequence[Path] | pa.Table) -> Tally:
                 "author_email": row["author_email"],
                 "week": date.fromordinal(EPOCH_ORDINAL + days - (days + 3) % 7),
                 "month": date.fromordinal(EPOCH_ORDINAL + days).replace(day=1),
+                "ignored": ignored,
                 "commits": 1,
                 "merges": int(row["is_merge"]),
                 "additions_lines": row["additions_lines"],
@@ -219,24 +375,50 @@ def _small_tally(commits: Sequence[Path] | pa.Table) -> Tally:
                 "addition_bytes": row["addition_bytes"],
                 "deletion_bytes": row["deletion_bytes"],
                 "clamped": int(not EARLIEST_TIME + 1 <= time <= LATEST_TIME - 1),
+                "changed": int(row["files_changed"] > 0),
+                **{
+                    f"{kind}_{column}": sums.get(f"{kind}_{column}", 0)
+                    for kind in ("vendored", "generated")
+                    for column in ("additions_lines", "deletions_lines")
+                },
+                "vendored_commits": int(sums.get("vendored_changes", 0) > 0),
+                "generated_commits": int(sums.get("generated_changes", 0) > 0),
+                **authored,
                 "first_time": time,
                 "last_time": time,
-                "last_sha": row["sha"],
+                "last_sha": sha,
             },
         )
+        if row["co_authors"]:
+            coauthored.append(
+                {
+                    "sha": sha,
+                    "author_name": row["author_name"],
+                    "author_email": row["author_email"],
+                    "author_time": time,
+                    "ignored": ignored,
+                    "co_authors": row["co_authors"],
+                    **authored,
+                }
+            )
         local = time + row["author_offset"] * 60
         local_days = local // _DAY
         punch[((local_days + 3) % 7, local % _DAY // 3600)] += 1
-    return Tally(pa.Table.from_pylist(list(cells.values()), schema=CELLS_SCHEMA), punch)
+    return Tally(
+        pa.Table.from_pylist(list(cells.values()), schema=CELLS_SCHEMA),
+        punch,
+        pa.Table.from_pylist(coauthored, schema=COAUTHORED_SCHEMA),
+    )
 
 
-def tally_commits(commits: Sequence[Path] | pa.Table) -> Tally:
-    """The tally of these commit rows (Parquet parts of commits, or a table of them)."""
-    if _rows(commits) <= SMALL_TALLY:
-        return _small_tally(commits)
-    con = _connect(commits)
+def tally_rows(rows: Rows, rules: Rules) -> Tally:
+    """The tally of these commit rows (and their file rows) under `rules`."""
+    if rows.count() <= SMALL_TALLY:
+        return _small_tally(rows, rules)
+    con = _connect(rows, rules)
     try:
-        return Tally(_cells(con), _punch(con))
+        _facts(con)
+        return Tally(_cells(con), _punch(con), _coauthored(con))
     finally:
         con.close()
 
@@ -269,9 +451,6 @@ def merge_cells(a: pa.Table, b: pa.Table) -> pa.Table:
     return pa.concat_tables([a.filter(pc.invert(near)), merged])
 
 
-_SUMMED = CELLS_SCHEMA.names[4:11]  # commits to clamped
-
-
 def _fold(cells: dict[tuple[Any, ...], dict[str, Any]], row: dict[str, Any]) -> None:
     """Add the cell `row` into `cells` (by key), as `_MERGE` sums two cells of one key."""
     key = tuple(row[k] for k in KEY)
@@ -296,8 +475,9 @@ def _merge_small(a: pa.Table, b: pa.Table) -> pa.Table:
 
 def removed_rows(commit_files: Sequence[Path], removed: set[str]) -> pa.Table:
     """The stored rows of the commits `removed` (read before they are dropped)."""
-    con = _connect(commit_files)
+    con = connection()
     try:
+        _register(con, "commits", commit_files, COMMIT_COLUMNS, COMMITS_SCHEMA)
         con.register("removed", pa.table({"sha": pa.array(sorted(removed), pa.string())}))
         return _table(con, "SELECT * FROM commits SEMI JOIN removed USING (sha)")
     finally:
@@ -305,40 +485,48 @@ def removed_rows(commit_files: Sequence[Path], removed: set[str]) -> pa.Table:
 
 
 def update(
-    tally: Tally, added: Sequence[Path], removed: pa.Table | None, current: Sequence[Path]
+    tally: Tally, added: Rows, removed: pa.Table | None, current: Rows, rules: Rules
 ) -> Tally:
-    """`tally` with the commit rows of the parts `added` added and the rows `removed` taken off.
+    """`tally` with the rows `added` added and the commit rows `removed` taken off, under the
+    same `rules` it was counted with.
 
-    `current` are all the parts once the run is done (`added` among them). The cells that
+    `current` are all the rows once the run is done (`added` among them). The cells that
     removed commits touched are counted again from them; the other cells get the added rows'.
     """
-    new = tally_commits(added)
+    new = tally_rows(added, rules)
     punch = tally.punch + new.punch  # Counter addition drops what reaches zero
     cells, fresh = tally.cells, new.cells
+    coauthored = pa.concat_tables([tally.coauthored, new.coauthored])
     if removed is not None and removed.num_rows:
-        gone = tally_commits(removed)
+        # Which cells the removed commits are in needs none of their files.
+        empty = FILES_SCHEMA.empty_table()
+        gone = tally_rows(Rows(removed, empty), rules)
         punch = punch - gone.punch  # Counter subtraction keeps only what stays above zero
-        con = _connect(current)
+        gone_shas = pa.array(sorted(set(removed.column("sha").to_pylist())), pa.string())
+        coauthored = coauthored.filter(
+            pc.invert(pc.is_in(coauthored.column("sha"), value_set=gone_shas))
+        )
+        con = _connect(current, rules)
         try:
             con.register("touched", gone.cells.select(list(KEY)))
             con.register("old", cells)
             con.register("fresh", fresh)
-            recounted = _cells(
+            _facts(
                 con,
                 "SEMI JOIN touched ON c.author_name = touched.author_name"
                 " AND c.author_email = touched.author_email"
+                " AND c.ignored = touched.ignored"
                 " AND date_trunc('week', c.t)::DATE = touched.week"
                 " AND date_trunc('month', c.t)::DATE = touched.month",
             )
-            con.register("recounted", recounted)
+            recounted = _cells(con)
             untouched = f"ANTI JOIN touched USING ({', '.join(KEY)})"
-            cells = _table(con, f"SELECT * FROM old {untouched}")
-            fresh = _table(con, f"SELECT * FROM fresh {untouched}")
-            cells = pa.concat_tables([cells.cast(CELLS_SCHEMA), recounted])
-            fresh = fresh.cast(CELLS_SCHEMA)
+            cells = _table(con, f"SELECT * FROM old {untouched}").cast(CELLS_SCHEMA)
+            fresh = _table(con, f"SELECT * FROM fresh {untouched}").cast(CELLS_SCHEMA)
+            cells = pa.concat_tables([cells, recounted])
         finally:
             con.close()
-    return Tally(merge_cells(cells, fresh), punch)
+    return Tally(merge_cells(cells, fresh), punch, coauthored)
 
 
 def write_cells(cells: pa.Table, path: Path) -> None:
@@ -351,12 +539,13 @@ def write_cells(cells: pa.Table, path: Path) -> None:
         writer.write_table(cells)
 
 
-def read_cells(source: Path | bytes) -> pa.Table:
-    """Cells written by `write_cells`, or as Parquet (how tallies were stored before)."""
+def read_cells(source: Path | bytes, schema: pa.Schema = CELLS_SCHEMA) -> pa.Table:
+    """A table written by `write_cells` (cells, or co-authored commits by `schema`), or as
+    Parquet."""
     data = pa.OSFile(str(source)) if isinstance(source, Path) else pa.BufferReader(source)
     with data:
         if data.read(4) == b"PAR1":
             data.seek(0)
-            return pq.read_table(data).cast(CELLS_SCHEMA)
+            return pq.read_table(data).cast(schema)
         data.seek(0)
-        return pa.ipc.open_file(data).read_all().cast(CELLS_SCHEMA)
+        return pa.ipc.open_file(data).read_all().cast(schema)
