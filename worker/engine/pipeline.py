@@ -88,6 +88,7 @@ class RunResult:
     # sha256 of each contributor's lower-cased email: what org-wide distinct counts merge on,
     # whatever EMAIL_MODE lets the documents show.
     contributor_keys: list[str] = field(default_factory=list)
+    authored_contributor_keys: list[str] = field(default_factory=list)
     # What the run counted at a limit, for the status (Status.notices).
     notices: list[str] = field(default_factory=list)
     # Seconds spent in each phase, in run order.

@@ -194,5 +194,7 @@ async def _merge_exported(
     if stored is None or status is None:
         raise StorageError(f"codebase {cid}: the run's documents are missing")
     overview = Overview.model_validate_json(stored.data)
-    contribution = contribution_from_documents(overview, status, result.contributor_keys)
+    contribution = contribution_from_documents(
+        overview, status, result.contributor_keys, result.authored_contributor_keys
+    )
     await merge_codebase_into_org(storage, entry.org_id, entry.org_login, cid, contribution)
