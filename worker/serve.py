@@ -46,6 +46,7 @@ async def publish_demo(settings: Settings, source: str) -> None:
             settings.work_dir,
             full_name=name,
             email_mode=settings.email_mode,
+            bot_authors=tuple(settings.bot_authors),
             trigger="demo",
         )
         now = datetime.now(UTC)

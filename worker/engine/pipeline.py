@@ -11,7 +11,7 @@ import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,6 +153,7 @@ async def analyze_codebase(
     full_name: str | None = None,
     default_branch: str | None = None,
     email_mode: EmailMode = EmailMode.HASH,
+    bot_authors: Sequence[str] = (),
     trigger: str = "cli",
     callbacks: pygit2.RemoteCallbacks | None = None,
     timeouts: NetworkTimeouts = DEFAULT_TIMEOUTS,

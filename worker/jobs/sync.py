@@ -169,6 +169,7 @@ async def _run_engine(
         full_name=entry.full_name,
         default_branch=entry.default_branch,
         email_mode=services.settings.email_mode,
+        bot_authors=tuple(services.settings.bot_authors),
         trigger=trigger,
         callbacks=callbacks,
         timeouts=services.network_timeouts,
