@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from contract.documents import CodebaseRow, CodebasesList, OrgLanguage, OrgSummary
+from contract.documents import AuthoredTotals, CodebaseRow, CodebasesList, OrgLanguage, OrgSummary
+
+
+def _no_authored_work() -> AuthoredTotals:
+    return AuthoredTotals(
+        commits=0,
+        contributors=0,
+        additions_lines=0,
+        deletions_lines=0,
+        addition_bytes=0,
+        deletion_bytes=0,
+    )
 
 
 class CodebaseContribution(BaseModel):
@@ -23,6 +34,11 @@ class CodebaseContribution(BaseModel):
     deletions_lines: int = 0
     languages: list[OrgLanguage] = []
     contributor_keys: list[str] = []  # sha256 of lower-cased emails, sorted
+    # The codebase's overview.authored, and its authored people's keys (as contributor_keys).
+    # A state stored before schema 2 has neither: zeros and no keys until the codebase's next
+    # export.
+    authored: AuthoredTotals = Field(default_factory=_no_authored_work)
+    authored_contributor_keys: list[str] = []
 
 
 class OrgState(BaseModel):
@@ -63,7 +79,21 @@ def summarize(state: OrgState, visible: set[int] | None, now: datetime) -> OrgSu
         total_churn=adds + dels,
         total_lines=sum(c.row.total_lines for c in exported),
         languages=sorted(languages.values(), key=lambda lang: (-lang.bytes, lang.language)),
+        authored=_authored(exported),
         updated_at=now,
+    )
+
+
+def _authored(exported: list[CodebaseContribution]) -> AuthoredTotals:
+    """The codebases' authored figures summed, their people counted once across them."""
+    people = set().union(*(c.authored_contributor_keys for c in exported))
+    return AuthoredTotals(
+        commits=sum(c.authored.commits for c in exported),
+        contributors=len(people),
+        additions_lines=sum(c.authored.additions_lines for c in exported),
+        deletions_lines=sum(c.authored.deletions_lines for c in exported),
+        addition_bytes=sum(c.authored.addition_bytes for c in exported),
+        deletion_bytes=sum(c.authored.deletion_bytes for c in exported),
     )
 
 

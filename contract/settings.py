@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     aws_default_region: str | None = None
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     email_mode: EmailMode = EmailMode.HASH
+    # Globs of names or emails whose commits are a bot's (DESIGN.md definition 10), besides
+    # GitHub's `[bot]` suffix; comma-separated, case-insensitive.
+    bot_authors: Annotated[list[str], NoDecode] = Field(default_factory=list)
     port: int = 8080
     access_log: bool = False
     # Log lines as text or as one JSON object each (with delivery, codebase and job ids).
@@ -94,12 +97,17 @@ class Settings(BaseSettings):
             ]
         return []
 
-    @field_validator("admin_tokens", mode="before")
+    @field_validator("admin_tokens", "bot_authors", mode="before")
     @classmethod
-    def _split_tokens(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [token.strip() for token in value.split(",") if token.strip()]
+            return split_commas(value)
         return value
+
+
+def split_commas(text: str) -> list[str]:
+    """The comma-separated items of `text`, stripped, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def open_configured_storage(settings: Settings) -> Storage:

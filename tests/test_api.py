@@ -24,7 +24,13 @@ from contract.storage import ObjectInfo
 from contract.storage.local import LocalStorage
 from service.api.directory import OrgDirectory
 from service.api.errors import DocumentTooLarge
-from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, OwnershipPage
+from service.api.models import (
+    ActivitySeries,
+    BranchesPage,
+    CodebasesPage,
+    ContributorActivityPage,
+    OwnershipPage,
+)
 from service.api.openapi import ENDPOINTS
 from service.api.reader import JSON_OBJECT, RAW, DocumentReader
 from tests.support.api import (
@@ -69,6 +75,7 @@ CB = f"/api/v1/codebases/{ACME.codebase_id}/analytics"
         ("branches", BranchesPage),
         ("activity", ActivitySeries),
         ("ownership", OwnershipPage),
+        ("contributors/activity", ContributorActivityPage),
         ("status", Status),
     ],
 )
@@ -141,7 +148,9 @@ async def test_each_page_and_filter_has_its_own_etag(client: Client, storage: Lo
 # --- Before the first export -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("endpoint", ["overview", "branches", "activity", "ownership"])
+@pytest.mark.parametrize(
+    "endpoint", ["overview", "branches", "activity", "ownership", "contributors/activity"]
+)
 async def test_registered_but_not_exported_is_202_with_its_status(
     client: Client, storage: LocalStorage, endpoint: str
 ) -> None:
@@ -175,9 +184,12 @@ async def test_a_failed_first_run_asks_to_come_back_later(
     assert (status, body) == (200, failed.to_json())
 
 
-async def test_unknown_codebase_is_404(client: Client, storage: LocalStorage) -> None:
+@pytest.mark.parametrize("endpoint", ["overview", "contributors/activity"])
+async def test_unknown_codebase_is_404(
+    client: Client, storage: LocalStorage, endpoint: str
+) -> None:
     await publish_codebase(storage, ACME)
-    status, headers, body = await get(client, "/api/v1/codebases/999/analytics/overview")
+    status, headers, body = await get(client, f"/api/v1/codebases/999/analytics/{endpoint}")
     assert status == 404
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["status"] == 404
@@ -207,6 +219,7 @@ async def walk(client: Client, path: str, list_name: str, limit: int) -> list[li
         (f"{CB}/branches", "branches", 3, [3, 3, 1]),
         (f"{CB}/branches", "branches", 7, [7]),
         (f"{CB}/ownership", "contributors", 2, [2, 2, 1]),
+        (f"{CB}/contributors/activity", "contributors", 2, [2, 2, 1]),
         ("/api/v1/orgs/acme/analytics/codebases", "codebases", 2, [2, 2, 1]),
     ],
 )
@@ -249,6 +262,38 @@ async def test_a_cursor_of_an_older_version_starts_over(
     restarted = json.loads(body)
     assert [b["name"] for b in restarted["branches"]] == ["main", "feature-01", "feature-02"]
     assert restarted["total_branches"] == 8
+
+
+async def test_contributor_activity_is_paged_over_its_contributors(
+    client: Client, storage: LocalStorage
+) -> None:
+    codebase = replace(
+        ACME,
+        contributors=("ada@example.com", "bob@example.com", "dependabot[bot]@example.com"),
+        bots=("dependabot[bot]@example.com",),
+    )
+    await publish_codebase(storage, codebase)
+    path = f"{CB}/contributors/activity"
+    status, headers, body = await get(client, f"{path}?limit=1")
+    assert status == 200, body
+    page = ContributorActivityPage.model_validate_json(body)
+    stored = codebase.contributor_activity()
+    assert page.contributors == stored.contributors[:1]
+    assert page.total_contributors == stored.total_contributors == 2  # the bot is no person
+    assert page.next_cursor is not None
+
+    etag = headers["ETag"]
+    status, again, body = await get(client, f"{path}?limit=1", **{"If-None-Match": etag})
+    assert (status, body, again["ETag"]) == (304, b"", etag)
+    status, second, _ = await get(client, f"{path}?limit=1&cursor={page.next_cursor}")
+    assert status == 200 and second["ETag"] != etag
+
+    grown = replace(codebase, contributors=(*codebase.contributors, "cy@example.com"))
+    key = layout.codebase_document(11, "contributor_activity")
+    await put_json(storage, key, grown.contributor_activity())
+    status, _, body = await get(client, f"{path}?limit=1", **{"If-None-Match": etag})
+    assert status == 200
+    assert ContributorActivityPage.model_validate_json(body).total_contributors == 3
 
 
 # --- Activity ----------------------------------------------------------------------------------
@@ -302,6 +347,8 @@ def b64(text: str) -> str:
         f"{CB}/ownership?cursor=not-a-cursor!",
         f"{CB}/ownership?cursor={b64('v1:x:0123456789abcdef')}",
         f"{CB}/ownership?cursor={b64('{}')}",
+        f"{CB}/contributors/activity?limit=0",
+        f"{CB}/contributors/activity?cursor=not-a-cursor!",
         "/api/v1/orgs/acme/analytics/codebases?cursor=%%%",
         "/api/v1/orgs/acme/analytics/codebases?limit=1000",
         f"{CB}/activity?granularity=day",
@@ -402,6 +449,21 @@ async def test_openapi_describes_every_route(client: Client) -> None:
     assert {"limit", "cursor"} <= {p["name"] for p in paged["parameters"]}
     schemas = document["components"]["schemas"]
     assert {"Overview", "BranchesPage", "OrgSummary", "Status", "ErrorBody"} <= set(schemas)
+    # schema_version 2's fields are described where the documents carry them.
+    assert {"authored", "excluded"} <= set(schemas["Overview"]["required"])
+    assert "authored" in schemas["OrgSummary"]["required"]
+    assert {"is_bot", "co_authored_commits", "authored_addition_bytes"} <= set(
+        schemas["Contributor"]["properties"]
+    )
+    assert "authored_additions_lines" in schemas["ActivityPeriod"]["properties"]
+    weeks = schemas["ContributorActivityRow"]["properties"]["weeks"]
+    assert weeks["items"] == {"$ref": "#/components/schemas/ContributorWeek"}
+    activity = document["paths"]["/api/v1/codebases/{id}/analytics/contributors/activity"]["get"]
+    assert {"limit", "cursor"} <= {p["name"] for p in activity["parameters"]}
+    assert activity["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ContributorActivityPage"
+    }
+    assert "202" in activity["responses"]
 
     async with client.get("/api/openapi.json", headers={"If-None-Match": etag}) as response:
         assert response.status == 304

@@ -40,7 +40,8 @@ BETA = Codebase(
     org_login="acme",
     name="beta",
     commits=20,
-    contributors=("bob@example.com", "cy@example.com"),
+    contributors=("bob@example.com", "cy@example.com", "renovate[bot]@example.com"),
+    bots=("renovate[bot]@example.com",),
 )
 GAMMA = Codebase(codebase_id=13, org_id=1001, org_login="acme", name="gamma")  # not exported
 DELTA = Codebase(codebase_id=21, org_id=2002, org_login="globex", name="delta", commits=5)
@@ -132,6 +133,7 @@ async def test_a_repository_admin_gets_org_answers_over_their_repositories(world
     assert summary == expected
     assert (summary.total_codebases, summary.total_commits) == (1, ALPHA.commits)
     assert summary.total_contributors == len(ALPHA.contributors)
+    assert summary.authored == ALPHA.overview().authored  # beta's authored work left out
 
     async with world.client.get(LIST.format("acme"), headers=headers) as response:
         listing = json.loads(await response.read())
@@ -150,6 +152,10 @@ async def test_an_org_admin_gets_the_exported_org_files(world: World, tmp_path: 
             answer = json.loads(await response.read())
         answer.pop("next_cursor", None)
         assert answer == json.loads(stored.data)
+        if name == "org_summary":
+            authored = OrgSummary.model_validate(answer).authored
+            # Bob works on both, renovate[bot] is no person: ada, bob and cy.
+            assert (authored.commits, authored.contributors) == (10 + 20 - 1, 3)
 
 
 INVALID = 'Bearer realm="gitstats", error="invalid_token"'

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.settings import Settings
 from tests.support.gitrepos import GitRepo
+from worker.cli import _parser
 from worker.engine.pipeline import mirror_dir
 
 
@@ -146,6 +148,26 @@ def test_a_codebase_id_must_be_a_positive_number(
     assert result.returncode == 2
     assert "--codebase-id" in result.stderr
     assert not (tmp_path / "storage").exists()
+
+
+@pytest.mark.parametrize(
+    ("environment", "option", "globs"),
+    [
+        (None, [], []),
+        (" dependabot*, ,*@ci.example.com ,", [], ["dependabot*", "*@ci.example.com"]),
+        ("renovate*", ["--bot-authors", "a*, b*"], ["a*", "b*"]),
+        ("renovate*", ["--bot-authors", ""], []),
+    ],
+)
+def test_bot_authors_come_from_the_environment_unless_given(
+    monkeypatch: pytest.MonkeyPatch, environment: str | None, option: list[str], globs: list[str]
+) -> None:
+    if environment is None:
+        monkeypatch.delenv("BOT_AUTHORS", raising=False)
+    else:
+        monkeypatch.setenv("BOT_AUTHORS", environment)
+    command = ["analyze", "repo", "--storage", "out", "--codebase-id", "1", *option]
+    assert _parser(Settings()).parse_args(command).bot_authors == globs
 
 
 def test_a_failed_run_on_a_bad_path_leaves_the_codebase_as_it_was(

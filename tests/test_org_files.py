@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from contract import layout
 from contract.documents import (
+    AuthoredTotals,
     CodebaseRow,
     CodebasesList,
+    Excluded,
+    ExcludedFigures,
     LanguageShare,
     OrgLanguage,
     OrgSummary,
@@ -46,7 +50,8 @@ def key_of(email: str) -> str:
 
 
 def contribution(i: int) -> CodebaseContribution:
-    """Codebase i: its own numbers, one contributor of its own and one everybody shares."""
+    """Codebase i: its own numbers, one contributor of its own and one everybody shares, and a
+    bot of its own whose work is not authored."""
     row = CodebaseRow(
         codebase_id=1000 + i,
         full_name=f"acme/repo-{i:02d}",
@@ -67,7 +72,20 @@ def contribution(i: int) -> CodebaseContribution:
         additions_lines=10 * i,
         deletions_lines=i,
         languages=[OrgLanguage(language="Python", type="programming", bytes=100 * i, files=i)],
-        contributor_keys=sorted({key_of("shared@example.com"), key_of(f"dev{i}@example.com")}),
+        contributor_keys=sorted(
+            {key_of("shared@example.com"), key_of(f"dev{i}@example.com"), key_of(f"bot{i}@x")}
+        ),
+        authored=AuthoredTotals(
+            commits=i,
+            contributors=2,
+            additions_lines=9 * i,
+            deletions_lines=i // 2,
+            addition_bytes=90 * i,
+            deletion_bytes=5 * i,
+        ),
+        authored_contributor_keys=sorted(
+            {key_of("shared@example.com"), key_of(f"dev{i}@example.com")}
+        ),
     )
 
 
@@ -100,10 +118,18 @@ async def test_concurrent_merges_keep_every_codebase(storage: Storage) -> None:
     assert summary.deletions_lines == sum(range(n))
     assert summary.total_churn == summary.additions_lines + summary.deletions_lines
     assert summary.total_lines == sum(100 + i for i in range(n))
-    assert summary.total_contributors == n + 1  # one each, plus the one they share
+    assert summary.total_contributors == 2 * n + 1  # a person and a bot each, one shared
     assert summary.languages == [
         OrgLanguage(language="Python", type="programming", bytes=100 * sum(range(n)), files=190)
     ]
+    assert summary.authored == AuthoredTotals(
+        commits=sum(range(n)),
+        contributors=n + 1,  # one each, plus the one they share
+        additions_lines=9 * sum(range(n)),
+        deletions_lines=sum(i // 2 for i in range(n)),
+        addition_bytes=90 * sum(range(n)),
+        deletion_bytes=5 * sum(range(n)),
+    )
 
 
 async def test_concurrent_removals_and_updates(storage: Storage) -> None:
@@ -124,6 +150,7 @@ async def test_concurrent_removals_and_updates(storage: Storage) -> None:
     assert listing.codebases[1].state is RunState.FAILED
     assert summary.additions_lines == 0 + 10 + 20 + 1_000 + 40
     assert summary.total_commits == 1 + 2 + 3 + 4 + 5  # a failed run keeps its last numbers
+    assert summary.authored.commits == 0 + 1 + 2 + 3 + 4
 
 
 async def test_pending_codebases_are_listed_but_not_counted(
@@ -150,6 +177,7 @@ async def test_pending_codebases_are_listed_but_not_counted(
     summary, listing, _ = await read_org_files(storage)
     assert summary.total_codebases == 2
     assert summary.total_commits == 2  # only the exported one
+    assert (summary.authored.commits, summary.authored.contributors) == (1, 2)
     assert {(r.codebase_id, r.state) for r in listing.codebases} == {
         (7, RunState.QUEUED),
         (1001, RunState.SUCCEEDED),  # registering again did not reset it
@@ -199,13 +227,49 @@ def test_contribution_from_documents_takes_keys_from_the_run() -> None:
         languages=[LanguageShare(language="Go", type="programming", bytes=260, files=2)],
         first_commit_at=NOW,
         last_commit_at=NOW,
+        authored=AuthoredTotals(
+            commits=2,
+            contributors=1,
+            additions_lines=20,
+            deletions_lines=3,
+            addition_bytes=200,
+            deletion_bytes=30,
+        ),
+        excluded=Excluded(
+            ignored_revisions=ExcludedFigures(commits=0, additions_lines=0, deletions_lines=0),
+            bots=ExcludedFigures(commits=1, additions_lines=10, deletions_lines=1),
+            vendored=ExcludedFigures(commits=0, additions_lines=0, deletions_lines=0),
+            generated=ExcludedFigures(commits=0, additions_lines=0, deletions_lines=0),
+        ),
         generated_at=NOW,
     )
     status = Status(codebase_id=5, state=RunState.SUCCEEDED, updated_at=NOW)
     keys = [key_of("b@example.com"), key_of("a@example.com"), key_of("a@example.com")]
-    result = contribution_from_documents(overview, status, keys)
+    authored_keys = [key_of("a@example.com"), key_of("a@example.com")]
+    result = contribution_from_documents(overview, status, keys, authored_keys)
     assert result.exported
     assert result.contributor_keys == sorted(set(keys))  # EMAIL_MODE=omit: none in ownership
+    assert result.authored_contributor_keys == [key_of("a@example.com")]
+    assert result.authored == overview.authored
     assert (result.additions_lines, result.deletions_lines) == (30, 4)
     assert result.row.total_churn == 34 and result.row.state is RunState.SUCCEEDED
     assert result.languages == [OrgLanguage(language="Go", type="programming", bytes=260, files=2)]
+
+
+async def test_an_org_state_stored_before_the_authored_figures_still_loads(
+    storage: Storage,
+) -> None:
+    # An org state written before schema 2: its codebases add no authored work until their
+    # next export, and merging another codebase keeps them.
+    old = OrgState(org_id=ORG_ID, org_login=ORG_LOGIN, codebases={"1001": contribution(1)})
+    stored = old.model_dump(mode="json")
+    for codebase in stored["codebases"].values():
+        del codebase["authored"], codebase["authored_contributor_keys"]
+    await storage.put(org_state_key(ORG_ID), json.dumps(stored).encode())
+
+    await merge_codebase_into_org(storage, ORG_ID, ORG_LOGIN, 1002, contribution(2))
+    summary, listing, state = await read_org_files(storage)
+    assert [row.codebase_id for row in listing.codebases] == [1001, 1002]
+    assert state.codebases["1001"].authored_contributor_keys == []
+    assert summary.total_commits == 2 + 3
+    assert summary.authored == contribution(2).authored

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS, EmailMode, Phase
-from contract.settings import Settings
+from contract.settings import Settings, split_commas
 from contract.storage import StorageError, open_storage
 from worker.engine.errors import EngineError, redact
 from worker.engine.fetch import NetworkTimeouts
@@ -46,6 +46,13 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     analyze.add_argument("--work-dir", type=Path, default=settings.work_dir, help="clone cache")
     analyze.add_argument(
         "--email-mode", type=EmailMode, choices=list(EmailMode), default=settings.email_mode
+    )
+    analyze.add_argument(
+        "--bot-authors",
+        type=split_commas,
+        default=settings.bot_authors,
+        metavar="GLOBS",
+        help="comma-separated globs of bots' names or emails (default $BOT_AUTHORS)",
     )
     analyze.add_argument("--s3-endpoint-url", default=settings.s3_endpoint_url)
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -100,6 +107,7 @@ async def _analyze(args: argparse.Namespace, timeouts: NetworkTimeouts) -> RunRe
             args.work_dir,
             full_name=args.name,
             email_mode=args.email_mode,
+            bot_authors=tuple(args.bot_authors),
             timeouts=timeouts,
             on_progress=progress,
         )

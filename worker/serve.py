@@ -46,6 +46,7 @@ async def publish_demo(settings: Settings, source: str) -> None:
             settings.work_dir,
             full_name=name,
             email_mode=settings.email_mode,
+            bot_authors=tuple(settings.bot_authors),
             trigger="demo",
         )
         now = datetime.now(UTC)
@@ -64,7 +65,9 @@ async def publish_demo(settings: Settings, source: str) -> None:
         )
         overview = Overview.model_validate_json(await _read(storage, "overview"))
         status = Status.model_validate_json(await _read(storage, "status"))
-        contribution = contribution_from_documents(overview, status, result.contributor_keys)
+        contribution = contribution_from_documents(
+            overview, status, result.contributor_keys, result.authored_contributor_keys
+        )
         await merge_codebase_into_org(
             storage, DEMO_ORG_ID, DEMO_ORG_LOGIN, DEMO_CODEBASE_ID, contribution
         )

@@ -104,6 +104,12 @@ async def ownership(request: web.Request) -> web.Response:
     return await _codebase_answer(request, "ownership", _pages(request, "contributors"))
 
 
+@routes.get(PREFIX + "/contributors/activity")
+@api_handler
+async def contributor_activity(request: web.Request) -> web.Response:
+    return await _codebase_answer(request, "contributor_activity", _pages(request, "contributors"))
+
+
 @routes.get(PREFIX + "/activity")
 @api_handler
 async def activity(request: web.Request) -> web.Response:

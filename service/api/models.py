@@ -12,6 +12,7 @@ from contract.documents import (
     ActivityPeriod,
     Branches,
     CodebasesList,
+    ContributorActivity,
     Document,
     Ownership,
     PunchCardCell,
@@ -27,6 +28,10 @@ class BranchesPage(Branches):
 
 
 class OwnershipPage(Ownership):
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class ContributorActivityPage(ContributorActivity):
     next_cursor: str | None = NEXT_CURSOR
 
 

@@ -15,7 +15,14 @@ from pydantic.json_schema import models_json_schema
 from contract.documents import OrgSummary, Overview, Status
 from service.api import codebases, orgs
 from service.api.answers import etag_matches, json_answer, not_modified
-from service.api.models import ActivitySeries, BranchesPage, CodebasesPage, ErrorBody, OwnershipPage
+from service.api.models import (
+    ActivitySeries,
+    BranchesPage,
+    CodebasesPage,
+    ContributorActivityPage,
+    ErrorBody,
+    OwnershipPage,
+)
 from service.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from service.api.state import OPENAPI, OpenApiDocument
 
@@ -143,6 +150,14 @@ ENDPOINTS = (
         "listCodebaseContributors",
         "Contributors sorted by churn.",
         OwnershipPage,
+        (CODEBASE_ID, *PAGE),
+        True,
+    ),
+    Endpoint(
+        codebases.PREFIX + "/contributors/activity",
+        "listCodebaseContributorActivity",
+        "Each person's authored work week by week, sorted by authored churn.",
+        ContributorActivityPage,
         (CODEBASE_ID, *PAGE),
         True,
     ),

@@ -20,11 +20,17 @@ from contract import layout
 from contract.documents import (
     Activity,
     ActivityPeriod,
+    AuthoredTotals,
     Branch,
     Branches,
     CodebaseRow,
     Contributor,
+    ContributorActivity,
+    ContributorActivityRow,
+    ContributorWeek,
     Document,
+    Excluded,
+    ExcludedFigures,
     LanguageShare,
     OrgLanguage,
     Overview,
@@ -63,7 +69,9 @@ def email_key(email: str) -> str:
 
 @dataclass
 class Codebase:
-    """One repository's analytics, as the worker would export them."""
+    """One repository's analytics, as the worker would export them.
+
+    Each bot (one of the contributors) made one of the commits: the rest is authored work."""
 
     codebase_id: int
     org_id: int
@@ -71,6 +79,7 @@ class Codebase:
     name: str
     commits: int = 10
     contributors: tuple[str, ...] = ("ada@example.com", "bob@example.com")
+    bots: tuple[str, ...] = ()
     branches: int = 3
     language: str = "Python"
     installation_id: int = 1
@@ -78,6 +87,11 @@ class Codebase:
     @property
     def full_name(self) -> str:
         return f"{self.org_login}/{self.name}"
+
+    @property
+    def people(self) -> list[str]:
+        """The contributors who are not bots."""
+        return [email for email in self.contributors if email not in self.bots]
 
     def entry(self) -> CodebaseEntry:
         return CodebaseEntry(
@@ -94,6 +108,8 @@ class Codebase:
 
     def overview(self) -> Overview:
         adds, dels = 100 * self.commits, 10 * self.commits
+        by_people, by_bots = self.commits - len(self.bots), len(self.bots)
+        nothing = ExcludedFigures(commits=0, additions_lines=0, deletions_lines=0)
         return Overview(
             codebase_id=self.codebase_id,
             full_name=self.full_name,
@@ -118,6 +134,22 @@ class Codebase:
             languages=[LanguageShare(language=self.language, bytes=1000, files=5)],
             first_commit_at=T0 - timedelta(days=100),
             last_commit_at=T0,
+            authored=AuthoredTotals(
+                commits=by_people,
+                contributors=len(self.people),
+                additions_lines=100 * by_people,
+                deletions_lines=10 * by_people,
+                addition_bytes=3000 * by_people,
+                deletion_bytes=300 * by_people,
+            ),
+            excluded=Excluded(
+                ignored_revisions=nothing,
+                bots=ExcludedFigures(
+                    commits=by_bots, additions_lines=100 * by_bots, deletions_lines=10 * by_bots
+                ),
+                vendored=nothing,
+                generated=nothing,
+            ),
             generated_at=T0,
         )
 
@@ -154,6 +186,8 @@ class Codebase:
                 addition_bytes=commits * 300,
                 deletion_bytes=commits * 30,
                 contributors=1,
+                authored_additions_lines=commits * 10,
+                authored_deletions_lines=commits,
             )
 
         # Mondays of January and February 2024; the months of the first quarter.
@@ -167,27 +201,61 @@ class Codebase:
         )
 
     def ownership(self) -> Ownership:
-        people = [
-            Contributor(
+        def person(i: int, email: str) -> Contributor:
+            additions = 10 * (len(self.contributors) - i)
+            authored = 0 if email in self.bots else additions
+            return Contributor(
                 name=email.split("@")[0],
                 email=None,
                 email_sha256=email_key(email),
+                is_bot=email in self.bots,
                 commits=1,
-                additions_lines=10 * (len(self.contributors) - i),
+                co_authored_commits=0,
+                additions_lines=additions,
                 deletions_lines=0,
                 addition_bytes=0,
                 deletion_bytes=0,
+                authored_additions_lines=authored,
+                authored_deletions_lines=0,
+                authored_addition_bytes=0,
+                authored_deletion_bytes=0,
                 share_of_commits=1 / len(self.contributors),
                 share_of_churn=1 / len(self.contributors),
                 first_commit_at=T0,
                 last_commit_at=T0,
             )
-            for i, email in enumerate(self.contributors)
-        ]
+
+        people = [person(i, email) for i, email in enumerate(self.contributors)]
         return Ownership(
             codebase_id=self.codebase_id,
             total_contributors=len(people),
             contributors=people,
+            generated_at=T0,
+        )
+
+    def contributor_activity(self) -> ContributorActivity:
+        def row(i: int, email: str) -> ContributorActivityRow:
+            additions = 10 * (len(self.people) - i)
+            week = ContributorWeek(
+                week_start=T0.date().isoformat(),  # a Monday
+                commits=1,
+                authored_additions_lines=additions,
+                authored_deletions_lines=0,
+            )
+            return ContributorActivityRow(
+                name=email.split("@")[0],
+                email=None,
+                email_sha256=email_key(email),
+                commits=1,
+                authored_additions_lines=additions,
+                authored_deletions_lines=0,
+                weeks=[week],
+            )
+
+        return ContributorActivity(
+            codebase_id=self.codebase_id,
+            total_contributors=len(self.people),
+            contributors=[row(i, email) for i, email in enumerate(self.people)],
             generated_at=T0,
         )
 
@@ -219,6 +287,8 @@ class Codebase:
             deletions_lines=overview.deletions_lines,
             languages=[OrgLanguage(language=self.language, bytes=1000, files=5)],
             contributor_keys=sorted(email_key(e) for e in self.contributors),
+            authored=overview.authored,
+            authored_contributor_keys=sorted(email_key(e) for e in self.people),
         )
 
 
@@ -241,6 +311,7 @@ async def publish_codebase(
             "branches": codebase.branches_document(),
             "activity": codebase.activity(),
             "ownership": codebase.ownership(),
+            "contributor_activity": codebase.contributor_activity(),
         }
     for name, document in documents.items():
         await put_json(storage, layout.codebase_document(codebase.codebase_id, name), document)

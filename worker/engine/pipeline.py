@@ -162,13 +162,13 @@ async def analyze_codebase(
     full_name: str | None = None,
     default_branch: str | None = None,
     email_mode: EmailMode = EmailMode.HASH,
+    bot_authors: Sequence[str] = (),
     trigger: str = "cli",
     callbacks: pygit2.RemoteCallbacks | None = None,
     timeouts: NetworkTimeouts = DEFAULT_TIMEOUTS,
     on_progress: ProgressCallback | None = None,
     workers: int | None = None,
     still_owner: OwnerCheck | None = None,
-    bot_authors: Sequence[str] = (),
 ) -> RunResult:
     """Bring codebase `codebase_id` in `storage` up to date with `source`'s branches.
 

@@ -58,12 +58,16 @@ async def _backoff(attempt: int) -> None:
 
 
 def contribution_from_documents(
-    overview: Overview, status: Status, contributor_keys: Sequence[str]
+    overview: Overview,
+    status: Status,
+    contributor_keys: Sequence[str],
+    authored_contributor_keys: Sequence[str],
 ) -> CodebaseContribution:
     """What an exported codebase adds to its org.
 
-    `contributor_keys` are the sha256 of the lower-cased emails (`RunResult.contributor_keys`):
-    the ownership document cannot give them when EMAIL_MODE=omit.
+    `contributor_keys` are the sha256 of the lower-cased emails (`RunResult.contributor_keys`),
+    `authored_contributor_keys` those of the authored people (`RunResult`'s likewise): the
+    documents cannot give them when EMAIL_MODE=omit.
     """
     row = CodebaseRow(
         codebase_id=overview.codebase_id,
@@ -89,6 +93,8 @@ def contribution_from_documents(
             for lang in overview.languages
         ],
         contributor_keys=sorted(set(contributor_keys)),
+        authored=overview.authored,
+        authored_contributor_keys=sorted(set(authored_contributor_keys)),
     )
 
 

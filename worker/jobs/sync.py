@@ -169,6 +169,7 @@ async def _run_engine(
         full_name=entry.full_name,
         default_branch=entry.default_branch,
         email_mode=services.settings.email_mode,
+        bot_authors=tuple(services.settings.bot_authors),
         trigger=trigger,
         callbacks=callbacks,
         timeouts=services.network_timeouts,
@@ -194,5 +195,7 @@ async def _merge_exported(
     if stored is None or status is None:
         raise StorageError(f"codebase {cid}: the run's documents are missing")
     overview = Overview.model_validate_json(stored.data)
-    contribution = contribution_from_documents(overview, status, result.contributor_keys)
+    contribution = contribution_from_documents(
+        overview, status, result.contributor_keys, result.authored_contributor_keys
+    )
     await merge_codebase_into_org(storage, entry.org_id, entry.org_login, cid, contribution)
