@@ -48,6 +48,7 @@ RUN_TIMESTAMPS = {
     "branches": {"generated_at"},
     "activity": {"generated_at"},
     "ownership": {"generated_at"},
+    "contributor_activity": {"generated_at"},
     "status": {"updated_at", "last_run", "last_success_at"},
 }
 

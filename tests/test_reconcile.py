@@ -4,11 +4,12 @@ repositories from GitHub, registers what is missing, purges what is gone and syn
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from contract import registry
-from contract.documents import RunState
+from contract import layout, registry
+from contract.documents import SCHEMA_VERSION, RunState
 from contract.jobs import RECONCILE
 from contract.storage import Storage
 from tests.support.gitrepos import GitRepo, git_commit_count
@@ -120,3 +121,19 @@ async def test_a_sync_that_keeps_failing_on_the_same_refs_backs_off(
     org.repos[2].commit({"pushed.py": "new refs\n"})  # new refs are tried at once
     assert (await reconcile(org))["enqueued"] == 1
     assert (await org.overview(2)).total_commits == git_commit_count(org.repos[2].path)
+
+
+async def test_documents_of_an_older_schema_are_written_again(synced: Org) -> None:
+    """After an upgrade, a codebase nobody pushes to is synced once, so that its documents
+    gain what the new version adds."""
+    key = layout.codebase_document(synced.id(1), "status")
+    stored = await synced.storage.get(key)
+    assert stored is not None
+    old = json.loads(stored.data) | {"schema_version": SCHEMA_VERSION - 1}
+    await synced.storage.put(key, json.dumps(old).encode())
+
+    result = await reconcile(synced)
+
+    assert result["enqueued"] == 1
+    assert (await synced.status(1)).schema_version == SCHEMA_VERSION
+    assert (await reconcile(synced))["enqueued"] == 0

@@ -42,7 +42,8 @@ CLASSES_SCHEMA = pa.schema(
 )
 
 _ATTRIBUTES = ("linguist-vendored", "linguist-generated", "linguist-documentation")
-# Only the head's attribute files: never the machine's or the user's.
+# Only the head's attribute files: never the machine's or the user's. The engine reads a bare
+# mirror, so no index or work tree adds to what the commit says.
 _ATTR_FLAGS = AttrCheck.INDEX_ONLY | AttrCheck.INCLUDE_COMMIT | AttrCheck.NO_SYSTEM
 _GITATTRIBUTES = b".gitattributes"
 
@@ -66,14 +67,27 @@ class _Judge:
     of its content; the head's `.gitattributes` give the overrides."""
 
     def __init__(
-        self, repo: pygit2.Repository, head: str | None, generated: dict[bytes, bool]
+        self,
+        repo: pygit2.Repository,
+        head: str | None,
+        generated: dict[bytes, bool],
+        attribute_files: list[bytes],
     ) -> None:
         self.repo = repo
         self.head = head
         self.generated = generated
-        tree = repo[head].peel(pygit2.Tree) if head else None
-        # Without a `.gitattributes` that names a linguist attribute there is nothing to look up.
-        self.attributes = tree is not None and _mentions_linguist(repo, tree)
+        self._attribute_files = attribute_files
+        self._attributes: bool | None = None
+
+    @property
+    def attributes(self) -> bool:
+        """Whether any `.gitattributes` at the head names a linguist attribute: without one,
+        there is nothing to look up."""
+        if self._attributes is None:
+            self._attributes = self.head is not None and _mentions_linguist(
+                self.repo, self.repo[self.head].peel(pygit2.Tree), self._attribute_files
+            )
+        return self._attributes
 
     def _attribute(self, path: bytes, name: str) -> bool | None:
         if not self.attributes:
@@ -110,19 +124,29 @@ def path_class(
     return PathClass.DOCUMENTATION if documentation else PathClass.SOURCE
 
 
-def _mentions_linguist(repo: pygit2.Repository, tree: pygit2.Tree) -> bool:
-    """Whether any `.gitattributes` of the tree names a linguist attribute."""
-    stack = [tree]
-    while stack:
-        current = stack.pop()
-        for entry in current:
-            if entry.type_str == "tree":
-                stack.append(repo[entry.id].peel(pygit2.Tree))
-            elif entry.raw_name == _GITATTRIBUTES and entry.type_str == "blob":
-                _type, data = repo.odb.read(entry.id)
-                if b"linguist-" in data:
-                    return True
+def _mentions_linguist(repo: pygit2.Repository, tree: pygit2.Tree, files: list[bytes]) -> bool:
+    """Whether any of the tree's `.gitattributes` `files` names a linguist attribute (only a
+    shortcut: when a file cannot be read by its name, it may)."""
+    for path in files:
+        try:
+            entry = tree[path.decode()]
+        except (UnicodeDecodeError, KeyError):
+            return True
+        _type, data = repo.odb.read(entry.id)
+        if b"linguist-" in data:
+            return True
     return False
+
+
+def _attribute_files(head_files: pa.Table) -> list[bytes]:
+    """The `.gitattributes` among the files at the head."""
+    paths = head_files.column("path")
+    candidates = head_files.filter(pc.ends_with(paths, pattern=".gitattributes"))
+    return [
+        path
+        for path in candidates.column("path").to_pylist()
+        if path.rsplit(b"/", 1)[-1] == _GITATTRIBUTES
+    ]
 
 
 def _head_changes(
@@ -178,7 +202,9 @@ def update_classes(
     classes = dict(zip(old_paths, old_classes, strict=True))
     rejudge = list(classes) if changes is None else [p for p in changes if p in classes]
     new = [p for p in dict.fromkeys(paths) if p not in classes]
-    judge = _Judge(repo, new_head, _head_generated(head_files, rejudge + new))
+    judge = _Judge(
+        repo, new_head, _head_generated(head_files, rejudge + new), _attribute_files(head_files)
+    )
     changed = False
     for path in rejudge:
         value = int(judge.judge(path))

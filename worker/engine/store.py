@@ -73,7 +73,6 @@ class Manifest(BaseModel):
     classes_key: str | None = None
     ignored_revisions: list[str] = []
 
-
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
         named = {key for ref in self.parts for key in _part_keys(self.codebase_id, ref.name)}

@@ -3,8 +3,9 @@
 Every installation and every repository it sees is listed from GitHub's API: a repository that
 is not registered gets a registration, a registered codebase whose installation or repository is
 gone gets a purge, a suspension that differs gets the suspension job, and a codebase whose
-branches moved gets a sync. Each of those jobs checks GitHub again before it acts, so a listing
-that is a moment old does no harm; a listing that failed purges nothing.
+branches moved, or whose documents an older version wrote, gets a sync. Each of those jobs
+checks GitHub again before it acts, so a listing that is a moment old does no harm; a listing
+that failed purges nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pygit2
 
 from contract import registry
+from contract.documents import SCHEMA_VERSION
 from contract.jobs import (
     PURGE_CODEBASE,
     PURGE_INSTALLATION,
@@ -117,8 +119,9 @@ async def _rebuild(services: Services, view: GitHubView, entries: list[CodebaseE
 async def _remote_refs(
     services: Services, entry: CodebaseEntry, scratch: Path
 ) -> dict[str, str] | None:
-    """The repository's branches if they differ from what the codebase's status last recorded;
-    None when they do not (or cannot be read now)."""
+    """The repository's branches if they differ from what the codebase's status last recorded,
+    or if its documents are of an older schema (written before an upgrade); None when neither
+    (or they cannot be read now)."""
     tokens = services.github.tokens
     try:
         token = await tokens.get(entry.installation_id)
@@ -134,7 +137,9 @@ async def _remote_refs(
     except TRANSIENT_ERRORS as exc:
         log.warning("reconcile: codebase %s: %s", entry.codebase_id, exc)
         return None
-    return remote if status is None or status.refs != remote else None
+    if status is None or status.refs != remote or status.schema_version < SCHEMA_VERSION:
+        return remote
+    return None
 
 
 async def _backing_off(services: Services, codebase_id: int, remote: dict[str, str]) -> bool:
