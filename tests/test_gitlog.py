@@ -192,21 +192,6 @@ def test_a_backfill_goes_through_git_when_it_can(
     assert pa.concat_tables([f for _, f in tables]).to_pylist() == expected_files.to_pylist()
 
 
-def raw_commit(repo: GitRepo, parent: str | None, author: bytes, extra: bytes = b"") -> str:
-    """A commit object written as bytes: identities and dates git's porcelain would refuse."""
-    tree = repo.git("write-tree")
-    body = (
-        f"tree {tree}\n".encode()
-        + (f"parent {parent}\n".encode() if parent else b"")
-        + b"author "
-        + author
-        + b"\ncommitter C <c@example.com> 1700000000 +0000\n"
-        + extra
-        + b"\nmessage\n"
-    )
-    return repo.run("hash-object", "-t", "commit", "-w", "--stdin", input=body).decode().strip()
-
-
 def test_identities_and_dates_as_recorded(git_repo: GitRepo) -> None:
     git_repo.commit({"a.txt": "a\n"}, message="first")
     authors = [
@@ -221,8 +206,8 @@ def test_identities_and_dates_as_recorded(git_repo: GitRepo) -> None:
     ]
     parent = git_repo.head()
     for n, author in enumerate(authors):
-        extra = b"encoding ISO-8859-1\n" if n == 2 else b""
-        parent = raw_commit(git_repo, parent, author, extra)
+        headers = b"encoding ISO-8859-1\n" if n == 2 else b""
+        parent = git_repo.write_commit(parent, author=author, headers=headers)
     git_repo.run("update-ref", "HEAD", parent)
     assert_same_rows(git_repo.path, all_commits(git_repo))
     # Both read the names as git log shows them: in the commit's encoding when it has one.
