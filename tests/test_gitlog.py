@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.gitrepos import GitRepo
 from worker.engine import extract
+from worker.engine.errors import IncompleteRepositoryError
 from worker.engine.extract import extract_chunk, extract_new_commits, tune_libgit2
 from worker.engine.gitlog import extract_with_git
 
@@ -104,7 +105,11 @@ def test_a_history_built_to_break_the_parser(git_repo: GitRepo) -> None:
     big_line = b"y" * (3 << 20) + b"\n"  # one line longer than git's output chunks
     late_nul = b"t\n" * 4100 + b"\0 after the first 8000 bytes: still text\n"
     commits: list[tuple[str, list[bytes]]] = [
-        ("odd paths", [blob("100644", path, b"one\ntwo\n") for path in ODD_PATHS]),
+        (
+            "odd paths\n\nCo-authored-by: \x01Mark\x1f <\x01mark@example.com>\n"
+            "co-authored-by: Folded\n \x01<folded@example.com>\n",
+            [blob("100644", path, b"one\ntwo\n") for path in ODD_PATHS],
+        ),
         ("odd paths change", [blob("100644", path, b"one\n2\nthree") for path in ODD_PATHS]),
         ("tricky lines", [blob("100644", b"tricky.txt", TRICKY * 3)]),
         ("tricky lines move", [blob("100644", b"tricky.txt", TRICKY[40:] + TRICKY * 2 + b"end")]),
@@ -141,9 +146,12 @@ def test_a_history_built_to_break_the_parser(git_repo: GitRepo) -> None:
             ],
         ),
         ("symlink", [b"M 120000 inline plain.txt\ndata 9\nelsewhere"]),
-        ("big", [blob("100644", b"big.txt", big_line + b"small\n")]),
+        (
+            f"big\n\nCo-authored-by: {'n' * (3 << 20)} <big@example.com>\n",  # a long header line
+            [blob("100644", b"big.txt", big_line + b"small\n")],
+        ),
         ("big change", [blob("100644", b"big.txt", b"small\n" + big_line)]),
-        ("empty commit", []),
+        ("empty commit \x01\n\nCo-authored-by: A <a@example.com>\nCo-authored-by: \x01", []),
         (
             "deletions",
             [b'D "' + path.replace(b"\n", b"\\n") + b'"' for path in ODD_PATHS[5:7]]
@@ -155,16 +163,26 @@ def test_a_history_built_to_break_the_parser(git_repo: GitRepo) -> None:
     assert len(shas) == len(commits)
     assert_same_rows(git_repo.path, shas)
     assert_same_rows(git_repo.path, shas, batch=1)
+    extracted, _ = git_rows(git_repo.path, shas)
+    assert sum(map(len, extracted.column("co_authors").to_pylist())) == 4
 
 
-def test_a_missing_object_is_named(git_repo: GitRepo) -> None:
+@pytest.mark.parametrize("lost", ["HEAD:a.txt", "HEAD"], ids=["blob", "commit"])
+@pytest.mark.parametrize("extractor", ["git", "libgit2", "libgit2 without git"])
+def test_a_missing_object_is_named(
+    git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch, lost: str, extractor: str
+) -> None:
+    """Whichever reads it first (libgit2, or git for the diffs or the trailers)."""
     git_repo.git("config", "gc.auto", "0")
     git_repo.commit({"a.txt": "a\n"}, message="one")
-    git_repo.commit({"a.txt": "a\nb\n"}, message="two")
-    lost = git_repo.git("rev-parse", "HEAD:a.txt")
-    (git_repo.path / ".git/objects" / lost[:2] / lost[2:]).unlink()
-    with pytest.raises(Exception, match=f"object {lost} is missing"):
-        git_rows(git_repo.path, all_commits(git_repo))
+    git_repo.commit({"a.txt": "a\nb\n"}, message="two\n\nCo-authored-by: A <a@example.com>")
+    shas = all_commits(git_repo)
+    sha = git_repo.git("rev-parse", lost)
+    (git_repo.path / ".git/objects" / sha[:2] / sha[2:]).unlink()
+    monkeypatch.setattr(extract, "git_available", lambda: extractor != "libgit2 without git")
+    rows = git_rows if extractor == "git" else libgit2_rows
+    with pytest.raises(IncompleteRepositoryError, match=f"object {sha} is missing"):
+        rows(git_repo.path, shas)
 
 
 @pytest.mark.parametrize("with_git", [True, False], ids=["git", "libgit2"])
@@ -192,21 +210,6 @@ def test_a_backfill_goes_through_git_when_it_can(
     assert pa.concat_tables([f for _, f in tables]).to_pylist() == expected_files.to_pylist()
 
 
-def raw_commit(repo: GitRepo, parent: str | None, author: bytes, extra: bytes = b"") -> str:
-    """A commit object written as bytes: identities and dates git's porcelain would refuse."""
-    tree = repo.git("write-tree")
-    body = (
-        f"tree {tree}\n".encode()
-        + (f"parent {parent}\n".encode() if parent else b"")
-        + b"author "
-        + author
-        + b"\ncommitter C <c@example.com> 1700000000 +0000\n"
-        + extra
-        + b"\nmessage\n"
-    )
-    return repo.run("hash-object", "-t", "commit", "-w", "--stdin", input=body).decode().strip()
-
-
 def test_identities_and_dates_as_recorded(git_repo: GitRepo) -> None:
     git_repo.commit({"a.txt": "a\n"}, message="first")
     authors = [
@@ -221,8 +224,8 @@ def test_identities_and_dates_as_recorded(git_repo: GitRepo) -> None:
     ]
     parent = git_repo.head()
     for n, author in enumerate(authors):
-        extra = b"encoding ISO-8859-1\n" if n == 2 else b""
-        parent = raw_commit(git_repo, parent, author, extra)
+        headers = b"encoding ISO-8859-1\n" if n == 2 else b""
+        parent = git_repo.write_commit(parent, author=author, headers=headers)
     git_repo.run("update-ref", "HEAD", parent)
     assert_same_rows(git_repo.path, all_commits(git_repo))
     # Both read the names as git log shows them: in the commit's encoding when it has one.

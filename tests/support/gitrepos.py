@@ -251,6 +251,29 @@ class GitRepo:
         self.run(*args, env=_ident_env(author, date))
         return self.head()
 
+    def write_commit(
+        self,
+        parent: str | None,
+        message: bytes = b"message\n",
+        author: bytes = b"A <a@example.com> 1700000000 +0000",
+        headers: bytes = b"",
+    ) -> str:
+        """Write a commit object of exactly these bytes on the index's tree (identities, dates,
+        headers and messages git's porcelain would refuse or rewrite) and return its sha; no ref
+        moves."""
+        tree = self.git("write-tree")
+        body = (
+            f"tree {tree}\n".encode()
+            + (f"parent {parent}\n".encode() if parent else b"")
+            + b"author "
+            + author
+            + b"\ncommitter C <c@example.com> 1700000000 +0000\n"
+            + headers
+            + b"\n"
+            + message
+        )
+        return self.run("hash-object", "-t", "commit", "-w", "--stdin", input=body).decode().strip()
+
     def merge(
         self,
         *branches: str,

@@ -11,7 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -63,6 +63,8 @@ COMMITS_SCHEMA = pa.schema(
         ("deletions_lines", pa.int64()),
         ("addition_bytes", pa.int64()),
         ("deletion_bytes", pa.int64()),
+        # The people of its Co-authored-by trailers, in their order, as written: neither mapped
+        # nor deduplicated.
         ("co_authors", pa.list_(pa.struct([("name", pa.string()), ("email", pa.string())]))),
     ]
 )
@@ -155,6 +157,26 @@ def identity_text(raw: bytes, encoding: str | None = None) -> str:
     return text[: MAX_IDENTITY_CHARS - 1] + SHORTENED
 
 
+def co_authors(values: Iterable[bytes]) -> list[dict[str, str]]:
+    r"""The people named by a commit's Co-authored-by trailer values, in their order: each value
+    read as `Name <email>`; a value with no email (or an empty one) names nobody.
+
+    This is `^\s*(.*?)\s*<([^<>]*)>\s*$` (ASCII blanks, as git's), name and email stripped,
+    found by two searches: the regex backtracks quadratically over a long run of blanks, and a
+    value is as long as its commit's message. (Values as git unfolds them hold no newline.)"""
+    people = []
+    for value in values:
+        value = value.strip()
+        start = value.rfind(b"<")
+        if start < 0 or not value.endswith(b">"):
+            continue
+        email = value[start + 1 : -1].strip()
+        if email and b">" not in email:
+            name = value[:start].strip()
+            people.append({"name": identity_text(name), "email": identity_text(email)})
+    return people
+
+
 class Rows:
     """Column buffers for one batch of commits, filled by either extractor (libgit2 here, git in
     gitlog.py) so that both write the same rows."""
@@ -192,9 +214,12 @@ class Rows:
         author: tuple[str, str, int, int],
         committer: tuple[str, str, int, int],
         totals: tuple[int, int, int, int, int],
+        co_authored_by: Iterable[bytes],
     ) -> None:
         """One commit: its people as (name, email, time, offset in minutes), the time not yet
-        clamped; `totals` are (files, additions, deletions, addition bytes, deletion bytes)."""
+        clamped; `totals` are (files, additions, deletions, addition bytes, deletion bytes);
+        `co_authored_by` the values of its Co-authored-by trailers as git reads them (unfolded,
+        in UTF-8 when the commit names another encoding)."""
         c = self.commits
         c["sha"].append(sha)
         c["parents"].append(parents)
@@ -210,10 +235,12 @@ class Rows:
         c["deletions_lines"].append(dels)
         c["addition_bytes"].append(add_bytes)
         c["deletion_bytes"].append(del_bytes)
-        c["co_authors"].append([])
+        c["co_authors"].append(co_authors(co_authored_by))
 
 
-def _extract_into(repo: pygit2.Repository, sha: str, batch: Rows) -> None:
+def _extract_into(
+    repo: pygit2.Repository, sha: str, batch: Rows, co_authored_by: list[bytes] | None
+) -> None:
     commit = repo[sha]
     assert isinstance(commit, pygit2.Commit)
     parents = commit.parent_ids
@@ -260,16 +287,33 @@ def _extract_into(repo: pygit2.Repository, sha: str, batch: Rows) -> None:
             committer.offset,
         ),
         (files, adds, dels, add_bytes, del_bytes),
+        _libgit2_co_authored_by(commit) if co_authored_by is None else co_authored_by,
     )
+
+
+def _libgit2_co_authored_by(commit: pygit2.Commit) -> list[bytes]:
+    """The Co-authored-by values as libgit2 reads them, when git is not installed. Not git's:
+    libgit2 gives a dict, keeping one value of the trailers whose keys are spelled alike, and
+    its rules for what is a trailer differ in corner cases (a "---" line, folded values)."""
+    trailers = commit.message_trailers
+    return [value.encode() for key, value in trailers.items() if key.lower() == "co-authored-by"]
 
 
 def extract_chunk(repo: pygit2.Repository, shas: Sequence[str]) -> tuple[pa.Table, pa.Table]:
     """(commits, files) tables for these commits; IncompleteRepositoryError if an object they
-    need is missing."""
+    need is missing.
+
+    The diffs are libgit2's; the trailers are git's own (libgit2 knows other rules and keeps
+    one value per key), read by one git process for the whole chunk when git is installed."""
+    trailers: Sequence[list[bytes] | None] = [None] * len(shas)
+    if git_available():
+        from worker.engine.gitlog import read_co_authored_by  # gitlog.py builds on this module
+
+        trailers = read_co_authored_by(repo.path, shas)
     batch = Rows()
-    for sha in shas:
+    for sha, co_authored_by in zip(shas, trailers, strict=True):
         try:
-            _extract_into(repo, sha, batch)
+            _extract_into(repo, sha, batch, co_authored_by)
         except KeyError as exc:
             if (missing := missing_object(exc)) is not None:
                 raise missing from None

@@ -11,6 +11,10 @@ each commit against its first parent (a root against the empty tree), no rename 
 detection, binary files as git decides (no line counts). Paths are unquoted from git's C-style
 quoting back to their raw bytes. git runs with no system or user configuration and with every
 option that changes this output given, so what a machine's git config says cannot change it.
+
+Each commit's Co-authored-by trailers are git's too, read with its header: git's trailer rules
+are subtle, and libgit2's differ. A push's commits, which libgit2 diffs, get theirs from
+`read_co_authored_by`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ from worker.engine.extract import ChangeKind, Rows, identity_text
 _MARK = b"\x01"
 # How git names an object it cannot find.
 _MISSING = re.compile(r"(?:bad object|unable to read|could not read|missing \w+) ([0-9a-f]{40,64})")
-_FORMAT = "%x01%H%x00%P%x00%an%x00%ae%x00%ad%x00%cn%x00%ce%x00%cd"
+# The values of a commit's Co-authored-by trailers by git's rules (its message's last paragraph,
+# the key in any case, folded values unfolded). Unfolded, a value holds no newline, and git stops
+# reading a message at a NUL: NUL separates the values, which stay on their commit's header line
+# whatever bytes they hold (a mark included).
+_CO_AUTHORED_BY = "%(trailers:key=Co-authored-by,valueonly,unfold,separator=%x00)"
+_FORMAT = f"%x01%H%x00%P%x00%an%x00%ae%x00%ad%x00%cn%x00%ce%x00%cd%x00{_CO_AUTHORED_BY}"
 _DIFF = b"diff --git "
 _SECTION = b"\n" + _DIFF
 
@@ -71,6 +80,17 @@ _GIT_ARGS = [
     "--encoding=none",
     "--date=raw",
     f"--format={_FORMAT}",
+]
+
+# What extract.extract_chunk asks git: the trailers alone, no diff.
+_TRAILER_ARGS = [
+    *_MEMORY,
+    "log",
+    "--no-walk=unsorted",
+    "--stdin",
+    "--no-color",
+    "--encoding=none",
+    f"--format=%H%x00{_CO_AUTHORED_BY}",
 ]
 
 _ESCAPES = {
@@ -170,7 +190,7 @@ class _Columns(Rows):
     def add_record(self, record: bytes) -> None:
         newline = record.find(b"\n")
         header = record if newline < 0 else record[:newline]
-        sha_b, parents_b, an, ae, ad, cn, ce, cd = header.split(b"\0")
+        sha_b, parents_b, an, ae, ad, cn, ce, cd, *co_authored_by = header.split(b"\0")
         sha = sha_b.decode()
         files = adds = dels = add_bytes = del_bytes = 0
         first = -1 if newline < 0 else record.find(_DIFF, newline)
@@ -211,6 +231,7 @@ class _Columns(Rows):
             (identity_text(an), identity_text(ae), int(a_time), _offset(a_offset)),
             (identity_text(cn), identity_text(ce), int(c_time), _offset(c_offset)),
             (files, adds, dels, add_bytes, del_bytes),
+            co_authored_by,
         )
 
 
@@ -266,6 +287,27 @@ def extract_with_git(
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def read_co_authored_by(git_dir: str, shas: Sequence[str]) -> list[list[bytes]]:
+    """The values of the Co-authored-by trailers of each of `shas` (distinct), in their order,
+    from one `git log` that reads their messages and nothing else; IncompleteRepositoryError if
+    a commit is missing."""
+    if not shas:
+        return []  # git log given no revision would show HEAD's history
+    proc = subprocess.run(
+        ["git", f"--git-dir={git_dir}", *_TRAILER_ARGS],
+        input="".join(f"{sha}\n" for sha in shas).encode(),
+        capture_output=True,
+        env=_git_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise _failure(proc.stderr)
+    rows = [line.split(b"\0") for line in proc.stdout.split(b"\n")[:-1]]
+    if [row[0].decode() for row in rows] != list(shas):
+        raise ValueError(f"git log did not write the {len(shas)} commits asked for in order")
+    return [values for _, *values in rows]
 
 
 def _failure(errors: bytes) -> Exception:

@@ -76,7 +76,6 @@ AUTHORED = (
     "authored_addition_bytes",
     "authored_deletion_bytes",
 )
-CO_AUTHORS_TYPE = pa.list_(pa.struct([("name", pa.string()), ("email", pa.string())]))
 # Commits with Co-authored-by trailers, one row each: their authored figures are shared among
 # their people (definition 11), which depends on the mailmap and the bots, so they are kept
 # whole. Added and removed by sha, exactly.
@@ -87,7 +86,7 @@ COAUTHORED_SCHEMA = pa.schema(
         ("author_email", pa.string()),
         ("author_time", pa.int64()),
         ("ignored", pa.bool_()),
-        ("co_authors", CO_AUTHORS_TYPE),
+        COMMITS_SCHEMA.field("co_authors"),
         *[(name, pa.int64()) for name in AUTHORED],
     ]
 )
