@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from contract.documents import (
     ContributorActivity,
     ContributorActivityRow,
     ContributorWeek,
+    Document,
     EmailMode,
     Excluded,
     ExcludedFigures,
@@ -53,7 +54,7 @@ from tests.support.authored import (
     parse_ignore_revs,
 )
 from tests.support.documents import assert_equals_a_clean_run, read_documents
-from tests.support.gitrepos import Author, GitRepo, git_line_totals
+from tests.support.gitrepos import Author, Content, GitRepo, RepoPath, git_line_totals
 from worker.engine.pipeline import RunResult, analyze_codebase
 
 CODEBASE_ID = 9
@@ -110,7 +111,7 @@ GITATTRIBUTES_CHANGED = (
     + "web/mixed.js -linguist-generated\n"
     + "assets/** linguist-vendored\n"
 )
-NESTED_ATTRIBUTES = {
+NESTED_ATTRIBUTES: dict[RepoPath, Content] = {
     "docs/.gitattributes": "api/** linguist-generated\n*.txt -linguist-documentation\n",
     "imported/.gitattributes": "own/** !linguist-vendored\n",
 }
@@ -145,7 +146,7 @@ def build_authored_repo(path: Path) -> AuthoredRepo:
     shas: dict[str, str] = {}
 
     def commit(
-        name: str, files: dict[str, Any] | None, message: str, author: Author, when: str
+        name: str, files: Mapping[RepoPath, Content] | None, message: str, author: Author, when: str
     ) -> None:
         shas[name] = repo.commit(files, message, author, when, allow_empty=not files)
 
@@ -786,8 +787,11 @@ def documents_saying(oracle: AuthoredOracle) -> dict[str, dict[str, Any]]:
     contributor_activity = ContributorActivity(
         codebase_id=CODEBASE_ID, total_contributors=len(rows), contributors=rows, generated_at=now
     )
-    documents = {"activity": activity, "ownership": ownership}
-    documents["contributor_activity"] = contributor_activity
+    documents: dict[str, Document] = {
+        "activity": activity,
+        "ownership": ownership,
+        "contributor_activity": contributor_activity,
+    }
     return {"overview": overview} | {k: json.loads(d.to_json()) for k, d in documents.items()}
 
 

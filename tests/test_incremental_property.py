@@ -231,7 +231,7 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
         self.old_heads: dict[str, str] = {}  # the branch heads at the previous sync
         self.old_count = 0  # git rev-list --count --branches at the previous sync
         self.lose: str | None = None  # what the next sync finds missing from the work dir
-        self.bot_authors = BOT_AUTHORS[0]  # what both runs of each sync are given
+        self.bot_authors: tuple[str, ...] = BOT_AUTHORS[0]  # given to both runs of a sync
 
     def teardown(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

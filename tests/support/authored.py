@@ -156,7 +156,7 @@ class Commit:
         keys = [p.key for p in self.people]
         if not self.authored or key not in keys:
             return Figures()
-        return self.authored_figures().share(len(keys), author=key == self.author.key)
+        return self.authored_figures().share(len(keys), author=(key == self.author.key))
 
 
 def week_start(moment: datetime) -> date:
@@ -238,9 +238,9 @@ def git_attributes(repo: GitRepo, paths: Iterable[bytes]) -> dict[bytes, dict[st
     return dict(answers)
 
 
-def head_blobs(repo: GitRepo, ref: str = "HEAD") -> dict[bytes, tuple[str, str]]:
-    """Every entry of `ref`'s tree, recursively: path -> (mode, object name)."""
-    entries = repo.run("ls-tree", "-r", "-z", ref).split(b"\x00")[:-1]
+def head_blobs(repo: GitRepo) -> dict[bytes, tuple[str, str]]:
+    """Every entry of HEAD's tree, recursively: path -> (mode, object name)."""
+    entries = repo.run("ls-tree", "-r", "-z", "HEAD").split(b"\x00")[:-1]
     blobs = {}
     for entry in entries:
         meta, path = entry.split(b"\t", 1)
@@ -267,12 +267,10 @@ def classify(attributes: dict[str, str], path: bytes, content: bytes) -> PathCla
     return PathClass.SOURCE
 
 
-def path_classes(
-    repo: GitRepo, paths: Iterable[bytes], ref: str = "HEAD"
-) -> dict[bytes, PathClass]:
+def path_classes(repo: GitRepo, paths: Iterable[bytes]) -> dict[bytes, PathClass]:
     """Definition 9 for each path: the head's attributes, then enry on the head's content."""
     attributes = git_attributes(repo, paths)
-    blobs = head_blobs(repo, ref)
+    blobs = head_blobs(repo)
     classes = {}
     for path, answers in attributes.items():
         mode, name = blobs.get(path, ("", ""))
