@@ -26,8 +26,10 @@ from tests.support.gitrepos import (
     git_line_totals,
     git_merge_count,
     git_numstat,
+    git_numstat_by_file,
     git_patch_bytes,
     git_patch_stats,
+    git_patch_stats_by_file,
     git_per_commit,
     parse_log_patch,
 )
@@ -346,6 +348,30 @@ def test_user_configuration_cannot_change_results(
     assert git_patch_bytes(repo.path) == {sha: (10, 0)}
 
 
+def test_per_file_oracles_name_each_path_as_git_stores_it(git_repo: GitRepo) -> None:
+    odd = 'sp ace/é"q\\\t.txt'  # git quotes it in a patch header, C escapes and octal
+    raw = odd.encode()
+    first = git_repo.commit({odd: "a\nb\n", "t": "hello\n", "bin.dat": b"\x00\x01"})
+    empty = git_repo.commit(allow_empty=True)
+    git_repo.symlink("t", "bin.dat")  # a type change: a deletion and an addition in a patch
+    second = git_repo.commit({odd: "a\n"})
+    assert git_numstat_by_file(git_repo.path) == {
+        first: {raw: (2, 0), b"t": (1, 0), b"bin.dat": None},
+        empty: {},
+        second: {raw: (0, 1), b"t": (1, 1)},
+    }
+    assert git_patch_stats_by_file(git_repo.path) == {
+        first: {
+            raw: PatchStats(2, 0, 4, 0),
+            b"t": PatchStats(1, 0, 6, 0),
+            b"bin.dat": PatchStats(),
+        },
+        empty: {},
+        # t: +"bin.dat" without "\n" (7), -"hello\n" (6).
+        second: {raw: PatchStats(0, 1, 0, 2), b"t": PatchStats(1, 1, 7, 6)},
+    }
+
+
 # -- the patch parser on crafted input ----------------------------------------------
 
 
@@ -569,6 +595,24 @@ def test_edge_oracles_agree_with_each_other(edge_repo: GitRepo, edge: EdgeOracle
         sum(a for a, _ in edge.numstat.values()),
         sum(d for _, d in edge.numstat.values()),
     )
+
+
+def test_edge_per_file_oracles_add_up_to_the_per_commit_ones(
+    edge_repo: GitRepo, edge: EdgeOracles
+) -> None:
+    numstat, patch = git_numstat_by_file(edge_repo.path), git_patch_stats_by_file(edge_repo.path)
+    assert set(numstat) == set(patch) == set(edge.numstat)
+    for sha, files in numstat.items():
+        assert set(patch[sha]) == set(files), sha
+        for name, lines in files.items():
+            stats = patch[sha][name]
+            assert (stats.added_lines, stats.removed_lines) == (lines or (0, 0)), (sha, name)
+        stats = edge.patch[sha]
+        assert sum(s.added_bytes for s in patch[sha].values()) == stats.added_bytes, sha
+        assert sum(s.removed_bytes for s in patch[sha].values()) == stats.removed_bytes, sha
+        assert sum(lines[0] for lines in files.values() if lines) == edge.numstat[sha][0], sha
+    changed = {name for files in numstat.values() for name in files}
+    assert {b"latin1-\xe9.txt", "données/naïve.txt".encode(), b"vendor/lib"} <= changed
 
 
 def _blob_bytes(repo: GitRepo, mode: str, sha: str) -> int:

@@ -36,13 +36,19 @@ def without_run_timestamps(documents: dict[str, dict[str, Any]]) -> dict[str, di
 
 
 async def assert_equals_a_clean_run(
-    storage: Storage, codebase_id: int, source: Path, root: Path, full_name: str | None = None
+    storage: Storage,
+    codebase_id: int,
+    source: Path,
+    root: Path,
+    full_name: str | None = None,
+    **options: Any,
 ) -> None:
     """Every document of `codebase_id` in `storage` is what one run of the engine over `source`
-    from nothing writes (timestamps aside; of the status, the branch heads it accounts for)."""
+    from nothing writes (timestamps aside; of the status, the branch heads it accounts for).
+    `options` go to that run as to the runs that wrote `storage` (email_mode, bot_authors)."""
     clean = LocalStorage(root / "clean-storage")
     await analyze_codebase(
-        str(source), clean, codebase_id, root / "clean-work", full_name=full_name
+        str(source), clean, codebase_id, root / "clean-work", full_name=full_name, **options
     )
     ours = without_run_timestamps(await read_documents(storage, codebase_id))
     theirs = without_run_timestamps(await read_documents(clean, codebase_id))

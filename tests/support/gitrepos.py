@@ -656,6 +656,29 @@ def git_numstat(path: StrPath) -> dict[str, tuple[int, int]]:
     return {sha: (a, d) for sha, (a, d) in stats.items()}
 
 
+def git_numstat_by_file(path: StrPath) -> dict[str, dict[bytes, tuple[int, int] | None]]:
+    """Per commit sha, per path changed (raw bytes): (added lines, deleted lines) from
+    `git log --numstat -z`, None for a binary file; a commit that changes nothing maps to {}."""
+    out = _git(path, *_LOG_DIFF_ARGS, "--numstat", "-z")
+    commits: dict[str, dict[bytes, tuple[int, int] | None]] = {}
+    files: dict[bytes, tuple[int, int] | None] | None = None
+    # Each commit is "\0<sha>\0", then (after a "\n") one "added\tdeleted\tpath\0" per file:
+    # split on NUL, an empty field comes before each sha and nowhere else but at the end.
+    fields = iter(out.split(b"\x00"))
+    for field in fields:
+        if not field:
+            sha = next(fields, None)
+            files = None if sha is None else commits.setdefault(sha.decode("ascii"), {})
+            continue
+        if files is None:
+            raise ValueError(f"numstat line before any commit: {field!r}")
+        added, deleted, name = field.removeprefix(b"\n").split(b"\t", 2)
+        if name in files:
+            raise ValueError(f"path twice in one commit: {name!r}")
+        files[name] = None if added == b"-" else (int(added), int(deleted))
+    return commits
+
+
 def git_line_totals(path: StrPath) -> tuple[int, int]:
     """(added lines, deleted lines) summed over the whole commit set."""
     per_commit = git_numstat(path).values()
@@ -693,15 +716,56 @@ _FILE_HEADERS = (
 )
 
 
-def parse_log_patch(data: bytes) -> dict[str, PatchStats]:
-    """Parse `git log -p --format=%x00%H` output, raw bytes, into per-commit stats.
+def _c_unquote(quoted: bytes) -> bytes:
+    """A path as git quotes it (core.quotePath): `"..."` with C escapes and octal bytes."""
+    escapes = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13}
+    escapes |= {b'"': 34, b"\\": 92}
+    out = bytearray()
+    i = 1
+    while quoted[i : i + 1] != b'"':
+        if quoted[i : i + 1] != b"\\":
+            out.append(quoted[i])
+            i += 1
+        elif (code := quoted[i + 1 : i + 2]) in escapes:
+            out.append(escapes[code])
+            i += 2
+        else:
+            out.append(int(quoted[i + 1 : i + 4], 8))
+            i += 4
+    return bytes(out)
+
+
+def _diff_header_path(line: bytes) -> bytes:
+    """The path P of a `diff --git a/P b/P` header (renames off: both sides name P)."""
+    sides = line.removeprefix(b"diff --git ")
+    if sides.startswith(b'"'):
+        return _c_unquote(sides).removeprefix(b"a/")
+    return sides[2 : 2 + (len(sides) - 5) // 2]
+
+
+def _hunk_counts(header: bytes) -> tuple[int, int]:
+    """(old, new) line counts of a hunk header; a missing count means 1."""
+    match = _HUNK.match(header)
+    assert match is not None
+    old_count, new_count = match.groups()
+    return (1 if old_count is None else int(old_count)), (
+        1 if new_count is None else int(new_count)
+    )
+
+
+def parse_log_patch_by_file(data: bytes) -> dict[str, dict[bytes | None, PatchStats]]:
+    """Parse `git log -p --format=%x00%H` output, raw bytes, into per-commit, per-path stats.
 
     A line's bytes are its content plus its terminator ("\\n", so a CRLF line counts
     its "\\r\\n"), without the +/- marker; a following "\\ No newline at end of file"
     takes the terminator back. Hunks are consumed by the counts in their header, so a
-    content line that looks like a header (or holds a NUL) is never read as one.
+    content line that looks like a header (or holds a NUL) is never read as one. A path is
+    the one its `diff --git` header names; a type change, which git prints as a deletion and
+    an addition, sums under its one path as --numstat counts it. Hunks before any such
+    header (git prints none) count under the path None.
     """
-    stats: dict[str, PatchStats] = {}
+    commits: dict[str, dict[bytes | None, PatchStats]] = {}
+    files: dict[bytes | None, PatchStats] | None = None
     current: PatchStats | None = None
     old_left = new_left = 0
     last: bytes | None = None  # marker of the last content line: b"+", b"-" or b" "
@@ -721,8 +785,7 @@ def parse_log_patch(data: bytes) -> dict[str, PatchStats]:
             last = None
             continue
         if old_left or new_left:
-            if current is None:
-                raise ValueError("hunk outside a commit")
+            assert current is not None  # set by the hunk's header
             tag = line[:1]
             if tag == b"+" and new_left:
                 current.added_lines += 1
@@ -740,24 +803,49 @@ def parse_log_patch(data: bytes) -> dict[str, PatchStats]:
                 raise ValueError(f"unexpected line inside a hunk: {line[:80]!r}")
             last = tag or b" "
             continue
+        last = None
         if line.startswith(b"\x00"):
-            current = stats.setdefault(line[1:].decode("ascii"), PatchStats())
-            last = None
-        elif match := _HUNK.match(line):
-            old_count, new_count = match.groups()
-            old_left = 1 if old_count is None else int(old_count)
-            new_left = 1 if new_count is None else int(new_count)
-            last = None
+            files = commits.setdefault(line[1:].decode("ascii"), {})
+            current = None
+        elif line.startswith(b"diff --git ") or _HUNK.match(line):
+            if files is None:
+                raise ValueError(f"patch before any commit: {line[:80]!r}")
+            if line.startswith(b"diff --git "):
+                current = files.setdefault(_diff_header_path(line), PatchStats())
+            else:
+                if current is None:
+                    current = files.setdefault(None, PatchStats())
+                old_left, new_left = _hunk_counts(line)
         elif line and not line.startswith(_FILE_HEADERS):
             raise ValueError(f"unexpected line outside a hunk: {line[:80]!r}")
     if old_left or new_left:
         raise ValueError("patch ends inside a hunk")
-    return stats
+    return commits
+
+
+def parse_log_patch(data: bytes) -> dict[str, PatchStats]:
+    """Per-commit stats of `git log -p --format=%x00%H` output (see parse_log_patch_by_file)."""
+    return {
+        sha: PatchStats(
+            sum(s.added_lines for s in files.values()),
+            sum(s.removed_lines for s in files.values()),
+            sum(s.added_bytes for s in files.values()),
+            sum(s.removed_bytes for s in files.values()),
+        )
+        for sha, files in parse_log_patch_by_file(data).items()
+    }
 
 
 def git_patch_stats(path: StrPath) -> dict[str, PatchStats]:
     """Per commit sha: lines and bytes added and removed, from `git log -p`."""
     return parse_log_patch(_git(path, *_LOG_DIFF_ARGS, "-p", "--no-color"))
+
+
+def git_patch_stats_by_file(path: StrPath) -> dict[str, dict[bytes | None, PatchStats]]:
+    """Per commit sha, per path changed: lines and bytes added and removed, from `git log -p`."""
+    # Prefixes given explicitly: the path parser reads them back from the `diff --git` header.
+    args = ("-p", "--no-color", "--src-prefix=a/", "--dst-prefix=b/")
+    return parse_log_patch_by_file(_git(path, *_LOG_DIFF_ARGS, *args))
 
 
 def git_patch_bytes(path: StrPath) -> dict[str, tuple[int, int]]:
