@@ -8,7 +8,7 @@ re-keys the whole history on the next run at the cost of an aggregation.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
@@ -282,30 +282,17 @@ class _Shares:
     """Per person: their share of the authored figures, in total and per week, and the authored
     commits they are among the people of."""
 
-    totals: dict[int, list[int]]  # kid -> AUTHORED's four, then commits
-    weeks: dict[tuple[int, int], list[int]]  # (kid, week) -> the same
+    totals: dict[int, list[int]]  # kid -> AUTHORED's four, then commits (_MASKED's order)
+    weeks: pa.Table  # kid, week and _MASKED's columns, by kid then week
 
 
 def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: _People) -> _Shares:
     """Authored figures per person (definition 11): a commit's authors' cells give it all, then
     each co-authored commit moves floor(x / n) of each figure x to each of its other n - 1
-    people, and counts once for each of them."""
+    people, and counts once for each of them. Grouped in Arrow: a long history has tens of
+    thousands of person-weeks."""
     authored = cells.filter(cells.column("authored"))
-    columns = [*_MASKED]
-    by_week = authored.select(["kid", "week", *columns]).group_by(
-        ["kid", "week"], use_threads=False
-    )
-    by_week = by_week.aggregate([(column, "sum") for column in columns])
-    weeks: dict[tuple[int, int], list[int]] = {}
-    totals: dict[int, list[int]] = {}
-    kids = by_week.column("kid").to_pylist()
-    days = by_week.column("week").cast(pa.int32()).to_pylist()
-    sums = [by_week.column(f"{column}_sum").to_pylist() for column in columns]
-    for kid, week, *figures in zip(kids, days, *sums, strict=True):
-        weeks[(kid, week)] = list(figures)
-        total = totals.setdefault(kid, [0] * len(columns))
-        for i, value in enumerate(figures):
-            total[i] += value
+    moves: dict[str, list[int]] = {column: [] for column in ("kid", "week", *_MASKED)}
     for commit in co_authored:
         if commit.ignored or people.bots[commit.author]:
             continue
@@ -315,14 +302,28 @@ def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: _People) ->
         n = len(others) + 1
         share = [x // n for x in commit.figures]
         for kid, sign in [(commit.author, -(n - 1)), *((kid, 1) for kid in others)]:
-            for target in (
-                totals.setdefault(kid, [0] * len(columns)),
-                weeks.setdefault((kid, commit.week), [0] * len(columns)),
-            ):
-                for i, value in enumerate(share):
-                    target[i] += sign * value
-                if sign > 0:
-                    target[-1] += 1
+            moves["kid"].append(kid)
+            moves["week"].append(commit.week)
+            for column, value in zip(_MASKED, share, strict=False):
+                moves[column].append(sign * value)
+            moves["masked_commits"].append(int(sign > 0))
+    given = authored.select(["kid", "week", *_MASKED])
+    moved = pa.table(moves, schema=given.schema)
+    both = pa.concat_tables([given, moved]) if moved.num_rows else given
+    weeks = both.group_by(["kid", "week"], use_threads=False).aggregate(
+        [(column, "sum") for column in _MASKED]
+    )
+    weeks = weeks.rename_columns(["kid", "week", *_MASKED]).sort_by(
+        [("kid", "ascending"), ("week", "ascending")]
+    )
+    by_kid = weeks.group_by("kid", use_threads=False).aggregate(
+        [(column, "sum") for column in _MASKED]
+    )
+    sums = [by_kid.column(f"{column}_sum").to_pylist() for column in _MASKED]
+    totals = {
+        kid: list(figures)
+        for kid, *figures in zip(by_kid.column("kid").to_pylist(), *sums, strict=True)
+    }
     return _Shares(totals, weeks)
 
 
@@ -446,14 +447,16 @@ def _only_co_authors(
     rows = list(seen.values())
     for row in rows:
         del row["latest"]
-    rows.sort(
-        key=lambda r: (
-            -(r["authored_additions_lines"] + r["authored_deletions_lines"]),
-            -r["co_authored_commits"],
-            r["key"],
-        )
+    return sorted(rows, key=_by_authored_churn("co_authored_commits"))
+
+
+def _by_authored_churn(then: str) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
+    """Sort key: most authored churn first, then most `then`, then by key."""
+    return lambda r: (
+        -(r["authored_additions_lines"] + r["authored_deletions_lines"]),
+        -r[then],
+        r["key"],
     )
-    return rows
 
 
 def _contributor_activity(
@@ -461,26 +464,33 @@ def _contributor_activity(
 ) -> list[dict[str, Any]]:
     """Each non-bot person of authored commits, their authored shares week by week."""
     shown = {row["key"]: row for row in contributors}
-    weeks: dict[int, list[dict[str, Any]]] = {}
-    for (kid, week), (adds, dels, _ab, _db, commits) in sorted(
-        shares.weeks.items(), key=lambda item: item[0][1]
-    ):
-        if commits:
-            weeks.setdefault(kid, []).append(
-                {
-                    "week_start": _iso(week),
-                    "commits": commits,
-                    "authored_additions_lines": adds,
-                    "authored_deletions_lines": dels,
-                }
-            )
-    rows = []
-    for kid, active in weeks.items():
-        if people.bots[kid]:
-            continue
+    weeks = shares.weeks
+    bots = pa.array([kid for kid, bot in enumerate(people.bots) if bot], pa.int32())
+    active = pc.and_(
+        pc.greater(weeks.column("masked_commits"), 0),
+        pc.invert(pc.is_in(weeks.column("kid").cast(pa.int32()), value_set=bots)),
+    )
+    weeks = weeks.filter(active)
+    # Sorted by kid: each person's weeks are one run of rows.
+    kids = weeks.column("kid").to_pylist()
+    rows = pa.table(
+        {
+            "week_start": weeks.column("week").cast(pa.string()),
+            "commits": weeks.column("masked_commits"),
+            "authored_additions_lines": weeks.column("masked_authored_additions_lines"),
+            "authored_deletions_lines": weeks.column("masked_authored_deletions_lines"),
+        }
+    ).to_pylist()
+    result = []
+    start = 0
+    while start < len(kids):
+        kid = kids[start]
+        end = start
+        while end < len(kids) and kids[end] == kid:
+            end += 1
         adds, dels, _ab, _db, commits = shares.totals[kid]
         person = shown[people.keys[kid]]
-        rows.append(
+        result.append(
             {
                 "key": people.keys[kid],
                 "name": person["name"],
@@ -488,17 +498,11 @@ def _contributor_activity(
                 "commits": commits,
                 "authored_additions_lines": adds,
                 "authored_deletions_lines": dels,
-                "weeks": active,
+                "weeks": rows[start:end],
             }
         )
-    rows.sort(
-        key=lambda r: (
-            -(r["authored_additions_lines"] + r["authored_deletions_lines"]),
-            -r["commits"],
-            r["key"],
-        )
-    )
-    return rows
+        start = end
+    return sorted(result, key=_by_authored_churn("commits"))
 
 
 def _sum(cells: pa.Table, column: str) -> int:

@@ -246,31 +246,31 @@ class CodebaseState:
             result.append(files)
         return result
 
-    async def load_tally(self, manifest: Manifest) -> Tally | None:
-        """The tally `manifest` names (downloaded if this machine lacks it); None if it names
-        none, or its object is gone."""
-        if manifest.tally_key is None:
-            return None
-        path = self._tally_path(manifest.tally_key)
+    async def _local_copy(self, key: str) -> Path | None:
+        """This machine's copy of the state object at `key` (downloaded if it lacks one); None
+        if the object is gone."""
+        path = self._tally_path(key)
         if not path.exists():
             self.tally_dir.mkdir(parents=True, exist_ok=True)
             try:
-                await self.storage.download_file(manifest.tally_key, path)
+                await self.storage.download_file(key, path)
             except StorageError:
-                if await self.storage.stat(manifest.tally_key) is None:
+                if await self.storage.stat(key) is None:
                     return None
                 raise
-        coauthored_key = coauthored_of(manifest.tally_key)
-        coauthored_path = self._tally_path(coauthored_key)
-        if not coauthored_path.exists():
-            try:
-                await self.storage.download_file(coauthored_key, coauthored_path)
-            except StorageError:
-                if await self.storage.stat(coauthored_key) is None:
-                    return None
-                raise
-        coauthored = read_cells(coauthored_path, COAUTHORED_SCHEMA)
-        return Tally.from_stored(read_cells(path), manifest.punch_card, coauthored)
+        return path
+
+    async def load_tally(self, manifest: Manifest) -> Tally | None:
+        """The tally `manifest` names; None if it names none, or its objects are gone."""
+        if manifest.tally_key is None:
+            return None
+        cells = await self._local_copy(manifest.tally_key)
+        coauthored = await self._local_copy(coauthored_of(manifest.tally_key))
+        if cells is None or coauthored is None:
+            return None
+        return Tally.from_stored(
+            read_cells(cells), manifest.punch_card, read_cells(coauthored, COAUTHORED_SCHEMA)
+        )
 
     async def save_tally(self, tally: Tally) -> str:
         """Upload the tally's cells and co-authored commits under a new key (the latter beside
@@ -292,16 +292,8 @@ class CodebaseState:
         """The path classes `manifest` names; None if it names none, or they are gone."""
         if manifest.classes_key is None:
             return None
-        path = self._tally_path(manifest.classes_key)
-        if not path.exists():
-            self.tally_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                await self.storage.download_file(manifest.classes_key, path)
-            except StorageError:
-                if await self.storage.stat(manifest.classes_key) is None:
-                    return None
-                raise
-        return read_cells(path, CLASSES_SCHEMA)
+        path = await self._local_copy(manifest.classes_key)
+        return None if path is None else read_cells(path, CLASSES_SCHEMA)
 
     async def save_classes(self, table: pa.Table) -> str:
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.classes.arrow")
