@@ -15,10 +15,15 @@ from worker.engine.classes import CLASSES_SCHEMA, PathClass
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import (
     ROOT,
+    TOP_CONTRIBUTORS,
     ancestors,
+    bus_factor,
+    leaders,
     merge_path_cells,
     path_cells,
     path_commits,
+    path_figures,
+    person_churn,
 )
 from worker.engine.tally import Rules
 
@@ -137,3 +142,92 @@ def test_cells_equal_a_count_by_hand_and_merge_by_part(commits: list[Any], parts
         part_files = file_rows.filter(pa.compute.is_in(file_rows.column("sha"), own))
         pieces.append(path_cells(part_commits, path_commits(part_files, rules), rules))
     assert keyed(merge_path_cells(*pieces)) == keyed(whole)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_COMMIT, min_size=1, max_size=12), st.booleans())
+def test_figures_and_leaders_equal_a_count_by_hand(commits: list[Any], bob_is_a_bot: bool) -> None:
+    """Per path: sums, distinct people, authored lines of people who are not bots in commits not
+    ignored, and the people ranked by that churn with the bus factor."""
+    commit_rows, file_rows, ignored = rows_of(commits)
+    rules = Rules(CLASSES, frozenset(ignored))
+    cells = path_cells(commit_rows, path_commits(file_rows, rules), rules)
+    keys = sorted({email.lower() for email in cells.column("author_email").to_pylist()})
+    kid_of = {key: kid for kid, key in enumerate(keys)}
+    kids = pa.array(
+        [kid_of[e.lower()] for e in cells.column("author_email").to_pylist()], pa.int32()
+    )
+    bot = [bob_is_a_bot and key == "bob@x.org" for key in keys]
+    bots = pa.compute.take(pa.array(bot, pa.bool_()), kids)
+    lines = pa.table({"path": [ROOT, b"a"], "lines": pa.array([10, 4], pa.int64())})
+    recent = pa.table({"path": [b"a"], "recent_commits": pa.array([3], pa.int64())})
+
+    figures = {
+        row["path"]: row for row in path_figures(cells, kids, bots, lines, recent).to_pylist()
+    }
+
+    expected: dict[bytes, dict[str, Any]] = {}
+    churn: dict[bytes, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for (path, _name, email, skip), cell in by_hand(commit_rows, file_rows, ignored).items():
+        kid = kid_of[email.lower()]
+        counts = expected.setdefault(
+            path, defaultdict(int) | {"people": set(), "first": [], "last": []}
+        )
+        for column in ("commits", "additions_lines", "deletions_lines", "changes_under"):
+            counts[column] += cell[column]
+        mine = 0
+        if not skip and not bot[kid]:
+            mine = cell["authored_additions_lines"] + cell["authored_deletions_lines"]
+            counts["authored_additions_lines"] += cell["authored_additions_lines"]
+            counts["authored_deletions_lines"] += cell["authored_deletions_lines"]
+        churn[path][kid] += mine
+        counts["people"].add(kid)
+        counts["first"].append(cell["first_time"])
+        counts["last"].append(cell["last_time"])
+    assert set(figures) == set(expected)
+    for path, counts in expected.items():
+        row = figures[path]
+        assert row["is_dir"] == (counts["changes_under"] > 0)
+        for column in ("commits", "additions_lines", "deletions_lines"):
+            assert row[column] == counts[column]
+        for column in ("authored_additions_lines", "authored_deletions_lines"):
+            assert row[column] == counts.get(column, 0)
+        assert row["contributors"] == len(counts["people"])
+        assert (row["first_time"], row["last_time"]) == (min(counts["first"]), max(counts["last"]))
+        line_count = {ROOT: 10, b"a": 4}.get(path)
+        assert row["lines"] == line_count
+        assert row["recent_commits"] == (3 if path == b"a" else 0)
+        assert row["hotspot"] == row["recent_commits"] * (line_count or 0)
+
+    empty_moves = pa.table(
+        {
+            "path": pa.array([], pa.binary()),
+            "kid": pa.array([], pa.int32()),
+            "churn": pa.array([], pa.int64()),
+        }
+    )
+    authored = pa.compute.and_(pa.compute.invert(cells.column("ignored")), pa.compute.invert(bots))
+    ranked = leaders(person_churn(cells, kids, authored, empty_moves), keys)
+    for path in expected:
+        people = sorted(
+            ((kid, c) for kid, c in churn[path].items() if c > 0),
+            key=lambda item: (-item[1], keys[item[0]]),
+        )
+        if not people:
+            assert path not in ranked
+            continue
+        top, factor = ranked[path]
+        assert top == people[:TOP_CONTRIBUTORS]
+        held, total, k = 0, sum(c for _, c in people), 0
+        while 2 * held <= total:
+            held += people[k][1]
+            k += 1
+        assert factor == k
+
+
+def test_bus_factor() -> None:
+    assert bus_factor([]) == 0
+    assert bus_factor([5]) == 1
+    assert bus_factor([5, 5]) == 2  # half is not more than half
+    assert bus_factor([6, 5]) == 1
+    assert bus_factor([3, 3, 3]) == 2

@@ -118,10 +118,10 @@ class _Keyed:
     pair_keys: list[int]  # per pair: its kid
     keys: list[str]  # per kid: the lower-cased canonical email
     raw: list[tuple[str, str]]  # per pair: the identity as recorded
-    people: _People  # every identity's kid and whether it is a bot, co-authors' included
+    people: People  # every identity's kid and whether it is a bot, co-authors' included
 
 
-class _People:
+class People:
     """Contributors by lower-cased email after the mailmap (`kid`: an index into `keys`), and
     which of them are bots (definition 10): a contributor is one if any identity of theirs is."""
 
@@ -160,7 +160,7 @@ class _People:
 _BOT_SUFFIX = "[bot]"
 
 
-def _keyed(cells: pa.Table, people: _People) -> _Keyed:
+def _keyed(cells: pa.Table, people: People) -> _Keyed:
     names = pc.dictionary_encode(cells.column("author_name")).combine_chunks()
     emails = pc.dictionary_encode(cells.column("author_email")).combine_chunks()
     width = max(len(emails.dictionary), 1)
@@ -246,7 +246,7 @@ class _CoAuthored:
     figures: tuple[int, ...]  # AUTHORED's
 
 
-def _co_authored(table: pa.Table, people: _People) -> list[_CoAuthored]:
+def _co_authored(table: pa.Table, people: People) -> list[_CoAuthored]:
     """The co-authored commits, their identities resolved (which also decides who is a bot)."""
     commits = []
     for row in table.to_pylist():
@@ -286,7 +286,7 @@ class _Shares:
     weeks: pa.Table  # kid, week and _MASKED's columns, by kid then week
 
 
-def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: _People) -> _Shares:
+def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: People) -> _Shares:
     """Authored figures per person (definition 11): a commit's authors' cells give it all, then
     each co-authored commit moves floor(x / n) of each figure x to each of its other n - 1
     people, and counts once for each of them. Grouped in Arrow: a long history has tens of
@@ -417,7 +417,7 @@ def _authored_of(shares: _Shares, kid: int) -> dict[str, int]:
 
 
 def _only_co_authors(
-    co_authored: list[_CoAuthored], authors: set[str], people: _People, shares: _Shares
+    co_authored: list[_CoAuthored], authors: set[str], people: People, shares: _Shares
 ) -> list[dict[str, Any]]:
     """The people who co-authored commits but authored none: their name and email after the
     mailmap as their latest co-authored commit (by time, then sha) gives them."""
@@ -460,7 +460,7 @@ def _by_authored_churn(then: str) -> Callable[[dict[str, Any]], tuple[int, int, 
 
 
 def _contributor_activity(
-    contributors: list[dict[str, Any]], shares: _Shares, people: _People
+    contributors: list[dict[str, Any]], shares: _Shares, people: People
 ) -> list[dict[str, Any]]:
     """Each non-bot person of authored commits, their authored shares week by week."""
     shown = {row["key"]: row for row in contributors}
@@ -514,7 +514,7 @@ def aggregate_tally(
 ) -> Aggregates:
     """Totals, activity, punch card, contributors and the authored figures from the tally's
     cells and co-authored commits, the mailmap and the bots applied over their identities."""
-    people = _People(mailmap, bot_globs)
+    people = People(mailmap, bot_globs)
     keyed = _keyed(tally.cells, people)
     authors = len(people.keys)  # before the co-authors join them
     co_authored = _co_authored(tally.coauthored, people)

@@ -161,3 +161,122 @@ def merge_path_cells(*tables: pa.Table) -> pa.Table:
         )
     )
     return _as_cells(grouped, "commits_sum", "first_time_min", "last_time_max")
+
+
+# How many of a path's people its entry names.
+TOP_CONTRIBUTORS = 5
+
+
+def person_churn(cells: pa.Table, kids: pa.Array, authored: pa.Array, moves: pa.Table) -> pa.Table:
+    """(path, kid, churn): each person's authored churn on each path, their co-authors' shares
+    (`moves`: path, kid, churn rows, negative for the author) included; only churn above 0."""
+    churn = pc.add(
+        cells.column("authored_additions_lines"), cells.column("authored_deletions_lines")
+    )
+    own = pa.table(
+        {
+            "path": cells.column("path"),
+            "kid": kids,
+            "churn": pc.if_else(authored, churn, 0),
+        }
+    )
+    both = pa.concat_tables([own, moves.select(["path", "kid", "churn"]).cast(own.schema)])
+    grouped = both.group_by(["path", "kid"], use_threads=False).aggregate([("churn", "sum")])
+    grouped = grouped.filter(pc.greater(grouped.column("churn_sum"), 0))
+    return pa.table(
+        {
+            "path": grouped.column("path"),
+            "kid": grouped.column("kid"),
+            "churn": grouped.column("churn_sum"),
+        }
+    )
+
+
+def bus_factor(churns: list[int]) -> int:
+    """The smallest k such that the k largest of `churns` (sorted, largest first) hold more than
+    half of their sum; 0 when the sum is 0."""
+    total = sum(churns)
+    held = 0
+    for k, churn in enumerate(churns, 1):
+        held += churn
+        if 2 * held > total:
+            return k
+    return 0
+
+
+def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
+    """Per path: its top people as (kid, churn), most churn first, ties by key; and its bus
+    factor."""
+    key = pc.take(pa.array(keys, pa.string()), churn.column("kid"))
+    ordered = churn.append_column("key", key).sort_by(
+        [("path", "ascending"), ("churn", "descending"), ("key", "ascending")]
+    )
+    paths = ordered.column("path").to_pylist()
+    kids = ordered.column("kid").to_pylist()
+    churns = ordered.column("churn").to_pylist()
+    result: dict[bytes, tuple[list[tuple[int, int]], int]] = {}
+    start = 0
+    while start < len(paths):
+        end = start
+        while end < len(paths) and paths[end] == paths[start]:
+            end += 1
+        top = list(zip(kids[start:end], churns[start:end], strict=True))
+        result[paths[start]] = (top[:TOP_CONTRIBUTORS], bus_factor(churns[start:end]))
+        start = end
+    return result
+
+
+def head_lines(snapshot: pa.Table) -> pa.Table:
+    """(path, lines) at the head: each file's lines, each directory's the sum of its files'."""
+    if not snapshot.num_rows:
+        return pa.table({"path": pa.array([], pa.binary()), "lines": pa.array([], pa.int64())})
+    chains = ancestry(snapshot.column("path").to_pylist())
+    files = pa.table({"file": snapshot.column("path"), "lines": snapshot.column("lines")})
+    grouped = (
+        files.join(chains, "file", use_threads=False)
+        .group_by("at", use_threads=False)
+        .aggregate([("lines", "sum")])
+    )
+    return pa.table({"path": grouped.column("at"), "lines": grouped.column("lines_sum")})
+
+
+def path_figures(
+    cells: pa.Table, kids: pa.Array, bots: pa.Array, lines: pa.Table, recent: pa.Table
+) -> pa.Table:
+    """One row per path: its figures (definition 14) but its people's. `kids` and `bots` are
+    each cell's contributor (after the mailmap) and whether a bot; `lines` (path, lines) at the
+    head, `recent` (path, recent_commits)."""
+    authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bots))
+    table = cells.append_column("kid", kids)
+    for column in ("authored_additions_lines", "authored_deletions_lines"):
+        index = table.column_names.index(column)
+        table = table.set_column(index, column, pc.if_else(authored, table.column(column), 0))
+    grouped = table.group_by("path", use_threads=False).aggregate(
+        [(column, "sum") for column in _SUMMED]
+        + [("kid", "count_distinct"), ("first_time", "min"), ("last_time", "max")]
+    )
+    figures = pa.table(
+        {
+            "path": grouped.column("path"),
+            "is_dir": pc.greater(grouped.column("changes_under_sum"), 0),
+            **{name: grouped.column(f"{name}_sum") for name in _SUMMED if name != "changes_under"},
+            "contributors": grouped.column("kid_count_distinct"),
+            "first_time": grouped.column("first_time_min"),
+            "last_time": grouped.column("last_time_max"),
+        }
+    )
+    figures = figures.join(lines, "path", join_type="left outer", use_threads=False)
+    figures = figures.join(recent, "path", join_type="left outer", use_threads=False)
+    recent_commits = pc.fill_null(figures.column("recent_commits"), 0)
+    figures = figures.set_column(
+        figures.column_names.index("recent_commits"), "recent_commits", recent_commits
+    )
+    hotspot = pc.multiply(recent_commits, pc.fill_null(figures.column("lines"), 0))
+    return figures.append_column("hotspot", hotspot).sort_by("path")
+
+
+def recent_counts(by_path: pa.Table, recent_shas: pa.Array) -> pa.Table:
+    """(path, recent_commits): how many of `recent_shas` change something under each path."""
+    rows = by_path.filter(pc.is_in(by_path.column("sha"), value_set=recent_shas))
+    grouped = rows.group_by("path", use_threads=False).aggregate([("sha", "count")])
+    return pa.table({"path": grouped.column("path"), "recent_commits": grouped.column("sha_count")})
