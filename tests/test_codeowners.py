@@ -14,6 +14,7 @@ import pygit2
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from pygit2.enums import FileMode
 
 from tests.support.gitrepos import Content, GitRepo, RepoPath, git_env
 from worker.engine.codeowners import (
@@ -536,6 +537,17 @@ def test_a_symlink_is_passed_over_and_an_executable_file_is_read(git_repo: GitRe
     git_repo.chmod("CODEOWNERS")
     tree = tree_of(git_repo, {"docs/CODEOWNERS": "* @docs\n"})
     assert find_codeowners(tree) == CodeownersFile("CODEOWNERS", b"* @root\n")
+
+
+def test_a_submodule_is_passed_over(git_repo: GitRepo) -> None:
+    repo = pygit2.Repository(str(git_repo.path))
+    docs = repo.TreeBuilder()
+    docs.insert("CODEOWNERS", repo.create_blob(b"* @docs\n"), FileMode.BLOB)
+    root = repo.TreeBuilder()
+    root.insert("CODEOWNERS", pygit2.Oid(hex="12" * 20), FileMode.COMMIT)
+    root.insert("docs", docs.write(), FileMode.TREE)
+    tree = repo[root.write()].peel(pygit2.Tree)
+    assert find_codeowners(tree) == CodeownersFile("docs/CODEOWNERS", b"* @docs\n")
 
 
 def test_an_oversized_first_file_leaves_no_owners(git_repo: GitRepo) -> None:

@@ -20,9 +20,9 @@ at the start is dropped; lines end at LF, CRLF or CR; blanks (spaces and tabs) a
 dropped; a backslash escapes any byte, so `\\ ` puts a space in a pattern; `#` opens a comment
 only at the start of a word (`a#b` is a pattern); a pattern with an unescaped `[` is invalid
 even without a closing `]`; the 3 MB limit is 3 MiB; an oversized file at the first location
-is not replaced by a later one; a `CODEOWNERS` symlink or directory is not found, so the next
-location is looked at; owners are kept as written (GitHub compares names case-insensitively:
-group them so).
+is not replaced by a later one; a `CODEOWNERS` that is a symlink, a folder or a submodule is
+not found, so the next location is looked at; owners are kept as written (GitHub compares
+names case-insensitively: group them so).
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class Rule:
 def find_codeowners(tree: pygit2.Tree) -> CodeownersFile | None:
     """The CODEOWNERS file of `tree`: the first of `CODEOWNERS_PATHS` that is a file there.
 
-    Not documented: a symlink or a folder by that name is passed over, as no file to read.
+    Not documented: a symlink, a folder or a submodule by that name is passed over, as no
+    file to read.
     """
     for path in CODEOWNERS_PATHS:
         try:
