@@ -31,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from itertools import chain
 from typing import NamedTuple
 
 import pygit2
@@ -431,6 +432,7 @@ class _Rules:
             else:
                 self.matched.append((directory.regex, index, name))
         self.everywhere = _Names(self.anywhere)
+        self.local = bool(self.exact or self.by_first or self.by_last or self.matched)
         self._names: dict[tuple[int, ...], _Names] = {}
         self._in: dict[bytes, _Names] = {}
 
@@ -438,24 +440,24 @@ class _Rules:
         """The later of `found` and the index of the last rule matching the entry `name` of
         `directory` ("" for the root)."""
         found = self.everywhere.last(name, found)
-        return self._in_directory(directory).last(name, found)
+        if self.local:
+            found = self._in_directory(directory).last(name, found)
+        return found
 
     def _in_directory(self, directory: bytes) -> _Names:
         """The rules that apply in `directory` only (those that apply anywhere apart)."""
         found = self._in.get(directory)
         if found is None:
+            rules = list(self.exact.get(directory, ()))
             # An expression stands for a folder or more (`*/a` is not `a`): never the root.
-            candidates = (
-                self.by_first.get(directory.partition(b"/")[0], [])
-                + self.by_last.get(directory.rpartition(b"/")[2], [])
-                + self.matched
-                if directory
-                else []
-            )
-            rules = self.exact.get(directory, []) + [
-                (i, name) for regex, i, name in candidates if regex.fullmatch(directory)
-            ]
-            key = tuple(sorted(index for index, _ in rules))
+            if directory:
+                first = self.by_first.get(directory.partition(b"/")[0], ())
+                last = self.by_last.get(directory.rpartition(b"/")[2], ())
+                for regex, index, name in chain(first, last, self.matched):
+                    if regex.fullmatch(directory):
+                        rules.append((index, name))
+            # A rule has one place in these lists, so a set of rules always comes in one order.
+            key = tuple(index for index, _ in rules)
             found = self._names.get(key)
             if found is None:
                 found = self._names[key] = _Names(rules)
