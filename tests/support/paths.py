@@ -1,5 +1,5 @@
-"""The per-path figures (DESIGN.md definition 14, as notes/spec10.md settles them) computed from
-git's own output, independently of the engine.
+"""The per-path and per-team figures (DESIGN.md definitions 14 and 15, as notes/spec10.md settles
+them) computed from git's own output, independently of the engine.
 
 What each input is read from:
 - the per-file changes and everything the authored figures decide (path classes, bots, the
@@ -222,6 +222,24 @@ class PathHistory:
     def rows(self) -> dict[bytes, dict[str, Any]]:
         return {path: self.row(path) for path in sorted(self.under)}
 
+    # -- teams ------------------------------------------------------------------------------
+
+    def team_figures(self, files: Sequence[bytes]) -> dict[str, Any]:
+        """A team's figures over the head files it owns (shares per (file, commit))."""
+        changes = [pair for file in files for pair in self.file_changes(file)]
+        authored = [(c, change) for c, change in changes if c.reason(change) is None]
+        churn = split_among_people((c, change.figures.churn) for c, change in authored)
+        return {
+            "files": len(files),
+            "lines": sum(self.head_lines[file] for file in files),
+            "commits": len({commit.sha for commit, _ in changes}),
+            "authored_additions_lines": sum(c.figures.added_lines for _, c in authored),
+            "authored_deletions_lines": sum(c.figures.deleted_lines for _, c in authored),
+            "contributors": len({commit.author.key for commit, _ in changes}),
+            "bus_factor": bus_factor(churn.values()),
+            "top_contributors": self.top_contributors(churn),
+        }
+
 
 def path_history(
     repo: GitRepo, bot_authors: Sequence[str] = (), default: str = "main"
@@ -246,6 +264,27 @@ def paths_oracle(
     """Every path ever changed in the commit set (files, directories, the root b"") -> its
     figures, as spec10.md defines each."""
     return path_history(repo, bot_authors, default).rows()
+
+
+def teams_oracle(history: PathHistory, owners: Mapping[bytes, Sequence[str]]) -> dict[str, Any]:
+    """The `teams` document's figures given each head file's owners (as the last matching
+    CODEOWNERS line names them): teams sorted by owner, then `unowned`, the files with no owner
+    (no line matches, or the one that does names nobody)."""
+    strangers = set(owners) - set(history.head_lines)
+    if strangers:
+        raise ValueError(f"owners given for paths not at the head: {sorted(strangers)}")
+    owned: dict[str, list[bytes]] = defaultdict(list)
+    for file in sorted(history.head_lines):
+        for owner in dict.fromkeys(owners.get(file, ())):
+            owned[owner].append(file)
+    unowned = [file for file in sorted(history.head_lines) if not owners.get(file)]
+    return {
+        "teams": [
+            {"owner": owner, **history.team_figures(files)}
+            for owner, files in sorted(owned.items())
+        ],
+        "unowned": history.team_figures(unowned),
+    }
 
 
 # -- the fixture repository ---------------------------------------------------------------
