@@ -35,8 +35,10 @@ from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
+from worker.engine.paths import PATH_CELLS_SCHEMA, SHARED_SCHEMA
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
+from worker.engine.store import shared_of
 from worker.engine.tally import read_cells
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
@@ -209,6 +211,15 @@ async def _sync_and_read(
             "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
             "punch_card": state["punch_card"],
         }
+        # The per-path state too: its cells and the shared churn of co-authored commits.
+        for name, key, schema in (
+            ("path_cells", state["paths_key"], PATH_CELLS_SCHEMA),
+            ("path_shared", shared_of(state["paths_key"]), SHARED_SCHEMA),
+        ):
+            stored_rows = await storage.get(key)
+            assert stored_rows is not None
+            table = read_cells(stored_rows.data, schema).to_pylist()
+            documents[name] = {"rows": sorted(table, key=lambda row: repr(sorted(row.items())))}
         documents["parts"] = [part["name"] for part in state["parts"]]
     finally:
         await storage.close()
@@ -484,6 +495,8 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
                 name, scratch[name]
             ), f"{name}: the incremental run differs from the run from scratch"
         assert incremental["tally"] == scratch["tally"], "the tally differs from a fresh count"
+        for name in ("path_cells", "path_shared"):
+            assert incremental[name] == scratch[name], f"{name} differs from a fresh count"
         # The local index of stored shas, when it is current (a run that lost it and did not
         # need it leaves it to the next that does).
         index = ShaIndex(state_cache_dir(work, CODEBASE_ID))

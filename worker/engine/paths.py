@@ -15,10 +15,13 @@ Everything is grouped in Arrow, a part of rows at a time: cells of two parts mer
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from worker.engine.classes import PathClass, classes_of
 from worker.engine.tally import Rules
@@ -280,3 +283,57 @@ def recent_counts(by_path: pa.Table, recent_shas: pa.Array) -> pa.Table:
     rows = by_path.filter(pc.is_in(by_path.column("sha"), value_set=recent_shas))
     grouped = rows.group_by("path", use_threads=False).aggregate([("sha", "count")])
     return pa.table({"path": grouped.column("path"), "recent_commits": grouped.column("sha_count")})
+
+
+# The commit and file columns the per-path state is counted from.
+COMMIT_COLUMNS = ("sha", "author_name", "author_email", "author_time", "co_authors")
+FILE_COLUMNS = ("sha", "path", "additions_lines", "deletions_lines")
+# Per (path, co-authored commit): the authored churn its people share (definition 11).
+SHARED_SCHEMA = pa.schema([("path", pa.binary()), ("sha", pa.string()), ("churn", pa.int64())])
+
+
+@dataclass
+class PathState:
+    """The per-path cells, and the churn of co-authored commits per path."""
+
+    cells: pa.Table
+    shared: pa.Table
+
+    @classmethod
+    def empty(cls) -> PathState:
+        return cls(PATH_CELLS_SCHEMA.empty_table(), SHARED_SCHEMA.empty_table())
+
+    def merge(self, other: PathState) -> PathState:
+        return PathState(
+            merge_path_cells(self.cells, other.cells),
+            pa.concat_tables([self.shared, other.shared]),
+        )
+
+
+def count_rows(commits: pa.Table, files: pa.Table, rules: Rules) -> PathState:
+    """The per-path state of these commit and file rows."""
+    by_path = path_commits(files.select(list(FILE_COLUMNS)), rules)
+    cells = path_cells(commits, by_path, rules)
+    co_authored = commits.filter(pc.greater(pc.list_value_length(commits.column("co_authors")), 0))
+    shared = by_path.filter(pc.is_in(by_path.column("sha"), value_set=co_authored.column("sha")))
+    churn = pc.add(
+        shared.column("authored_additions_lines"), shared.column("authored_deletions_lines")
+    )
+    return PathState(
+        cells,
+        pa.table({"path": shared.column("path"), "sha": shared.column("sha"), "churn": churn}),
+    )
+
+
+def count_parts(parts: Sequence[tuple[Path, Path]], rules: Rules) -> PathState:
+    """The per-path state of these (commits, files) Parquet parts, a part at a time."""
+    state = PathState.empty()
+    for commits, files in parts:
+        state = state.merge(
+            count_rows(
+                pq.read_table(commits, columns=list(COMMIT_COLUMNS)),
+                pq.read_table(files, columns=list(FILE_COLUMNS)),
+                rules,
+            )
+        )
+    return state

@@ -35,6 +35,7 @@ from contract.documents import (
 )
 from contract.storage import Storage
 from worker.engine import classes as path_classes
+from worker.engine import paths as path_state
 from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
 from worker.engine.aggregate import (
@@ -296,6 +297,9 @@ class _Run:
     # The rules the tally is counted with, and the path classes' object.
     rules: tallies.Rules | None = None
     classes_key: str | None = None
+    # The per-path state (worker/engine/paths.py) and its object.
+    paths: path_state.PathState | None = None
+    paths_key: str | None = None
     # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
     # whether the codebase has a checkpoint to delete once the run commits.
     resumed: int = 0
@@ -602,9 +606,11 @@ async def aggregate(
     if known is None or classes is not known:
         run.classes_key = await run.state.save_classes(classes)
     rules = run.rules = tallies.Rules(classes, ignored)
+    rules_changed = reclassified or ignored != frozenset(manifest.ignored_revisions)
+    await _count_paths(run, parts, added, rules, rules_changed)
     tally = await run.state.load_tally(manifest)
     every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
-    if tally is None or reclassified or ignored != frozenset(manifest.ignored_revisions):
+    if tally is None or rules_changed:
         tally = await asyncio.to_thread(tallies.tally_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
     elif added or run.removed_rows is not None:
@@ -616,6 +622,31 @@ async def aggregate(
     run.tally = tally
     aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors)
     return aggregates, mailmap
+
+
+async def _count_paths(
+    run: _Run,
+    parts: list[PartFiles],
+    added: list[PartFiles],
+    rules: tallies.Rules,
+    rules_changed: bool,
+) -> None:
+    """The per-path state: counted again from every stored row when there is none, the rules
+    changed or commits were removed (a minimum cannot be subtracted), else the added rows'
+    cells merged in."""
+    state = await run.state.load_paths(run.manifest)
+    if state is None or rules_changed or run.removed_rows is not None:
+        every = [(p.commits, p.files) for p in parts]
+        state = await asyncio.to_thread(path_state.count_parts, every, rules)
+    elif added:
+        new = [(p.commits, p.files) for p in added]
+        state = state.merge(await asyncio.to_thread(path_state.count_parts, new, rules))
+    else:
+        run.paths_key = run.manifest.paths_key
+        run.paths = state
+        return
+    run.paths_key = await run.state.save_paths(state)
+    run.paths = state
 
 
 def _paths_of(files: list[Path]) -> list[bytes]:
@@ -696,6 +727,7 @@ async def _commit(
             "tally_key": run.tally_key,
             "punch_card": run.tally.punch_rows() if run.tally else [],
             "classes_key": run.classes_key,
+            "paths_key": run.paths_key,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
     )
@@ -717,6 +749,8 @@ async def _commit(
         await run.state.delete_tally(manifest.tally_key)
     if manifest.classes_key and manifest.classes_key != run.classes_key:
         await run.state.delete_classes(manifest.classes_key)
+    if manifest.paths_key and manifest.paths_key != run.paths_key:
+        await run.state.delete_paths(manifest.paths_key)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:

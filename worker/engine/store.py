@@ -23,6 +23,7 @@ from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
+from worker.engine.paths import PATH_CELLS_SCHEMA, SHARED_SCHEMA, PathState
 from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
@@ -72,6 +73,9 @@ class Manifest(BaseModel):
     # and the ignored revisions. When they change, the tally is counted again.
     classes_key: str | None = None
     ignored_revisions: list[str] = []
+    # The per-path state (worker/engine/paths.py): its cells' object, the shared churn of
+    # co-authored commits beside it.
+    paths_key: str | None = None
 
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
@@ -79,6 +83,8 @@ class Manifest(BaseModel):
         named.add(layout.manifest(self.codebase_id))
         if self.tally_key:
             named |= {self.tally_key, coauthored_of(self.tally_key)}
+        if self.paths_key:
+            named |= {self.paths_key, shared_of(self.paths_key)}
         named |= {key for key in (self.snapshot_key, self.classes_key) if key}
         return named
 
@@ -288,6 +294,29 @@ class CodebaseState:
             await self.storage.delete(object_key)
             self._tally_path(object_key).unlink(missing_ok=True)
 
+    async def load_paths(self, manifest: Manifest) -> PathState | None:
+        """The per-path state `manifest` names; None if it names none, or it is gone."""
+        if manifest.paths_key is None:
+            return None
+        cells = await self._local_copy(manifest.paths_key)
+        shared = await self._local_copy(shared_of(manifest.paths_key))
+        if cells is None or shared is None:
+            return None
+        return PathState(read_cells(cells, PATH_CELLS_SCHEMA), read_cells(shared, SHARED_SCHEMA))
+
+    async def save_paths(self, state: PathState) -> str:
+        key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
+        for table, object_key in ((state.shared, shared_of(key)), (state.cells, key)):
+            path = self._tally_path(object_key)
+            write_cells(table, path)
+            await self.storage.upload_file(path, object_key)
+        return key
+
+    async def delete_paths(self, key: str) -> None:
+        for object_key in (key, shared_of(key)):
+            await self.storage.delete(object_key)
+            self._tally_path(object_key).unlink(missing_ok=True)
+
     async def load_classes(self, manifest: Manifest) -> pa.Table | None:
         """The path classes `manifest` names; None if it names none, or they are gone."""
         if manifest.classes_key is None:
@@ -323,10 +352,11 @@ class CodebaseState:
         for key in garbage:
             await self.storage.delete(key)
         local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
-        kept = [manifest.classes_key]
-        if manifest.tally_key:
-            kept += [manifest.tally_key, coauthored_of(manifest.tally_key)]
-        local_names |= {self._tally_path(name).name for name in kept if name}
+        local_names |= {
+            self._tally_path(key).name
+            for key in manifest.objects()
+            if key.startswith(layout.state_object(self.codebase_id, "tally/"))
+        }
         for folder in (self.parts_dir, self.tally_dir):
             if folder.is_dir():
                 for path in folder.iterdir():
@@ -345,6 +375,11 @@ class CodebaseState:
 def coauthored_of(tally_key: str) -> str:
     """Where a tally's co-authored commits are stored, beside its cells."""
     return tally_key.removesuffix(".arrow") + ".coauthored.arrow"
+
+
+def shared_of(paths_key: str) -> str:
+    """Where the per-path state's shared churn is stored, beside its cells."""
+    return paths_key.removesuffix(".arrow") + ".shared.arrow"
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
