@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # 2: authored figures (DESIGN.md definitions 9-13): overview.authored and .excluded, the
 # authored_* fields of activity and ownership, ownership's is_bot and co_authored_commits, the
@@ -226,6 +226,47 @@ class ContributorActivity(Document):
     codebase_id: int
     total_contributors: int
     contributors: list[ContributorActivityRow]
+    generated_at: datetime
+
+
+class PathPerson(BaseModel):
+    name: str
+    email_sha256: str | None
+    authored_churn: int
+
+
+class PathEntry(BaseModel):
+    """One directory or file ever changed (definition 14), its path written in full from the
+    root as contract/paths.py writes paths ("" is the root)."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    path: str
+    kind: str  # "dir" or "file"
+    class_: str | None = Field(alias="class")  # a file's path class; null for a directory
+    commits: int
+    additions_lines: int
+    deletions_lines: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    contributors: int
+    first_commit_at: datetime
+    last_commit_at: datetime
+    recent_commits: int
+    lines: int | None  # at the default head; null when nothing is there
+    top_contributors: list[PathPerson]
+    bus_factor: int
+    hotspot: int
+
+
+class PathsDirectory(Document):
+    """A directory's own entry and its direct children's: one stored object per directory, so
+    that a request reads one bounded object."""
+
+    codebase_id: int
+    path: str
+    entry: PathEntry
+    paths: list[PathEntry]
     generated_at: datetime
 
 

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
 from contract import layout
 from contract.documents import (
     Activity,
@@ -20,10 +22,16 @@ from contract.documents import (
     LanguageShare,
     Overview,
     Ownership,
+    PathEntry,
+    PathPerson,
+    PathsDirectory,
     email_fields,
 )
+from contract.paths import display_path
 from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
+from worker.engine.classes import PathClass
+from worker.engine.paths import ROOT
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
 
@@ -192,3 +200,82 @@ async def publish_documents(
             raise StorageError(f"{key} is missing right after it was written")
         now_published[name] = PublishedDocument(hash=digest, version=written.version)
     return now_published
+
+
+# The figures a path entry takes as paths.path_figures gives them.
+_PATH_FIGURES = (
+    "commits",
+    "additions_lines",
+    "deletions_lines",
+    "authored_additions_lines",
+    "authored_deletions_lines",
+    "contributors",
+    "recent_commits",
+    "lines",
+    "hotspot",
+)
+
+
+def _parent(path: bytes) -> bytes | None:
+    """The directory a path is listed in; None for the root."""
+    if path == ROOT:
+        return None
+    cut = path.rfind(b"/")
+    return ROOT if cut < 0 else path[:cut]
+
+
+def path_documents(
+    codebase_id: int,
+    figures: pa.Table,
+    ranked: dict[bytes, tuple[list[tuple[int, int]], int]],
+    classes: pa.Table,
+    people: list[tuple[str, str]],
+    email_mode: EmailMode,
+    now: datetime,
+) -> dict[bytes, PathsDirectory]:
+    """One document per directory ever changed (the root included): its entry and its direct
+    children's. `figures` and `ranked` are paths.path_figures' and paths.leaders'; `people` is
+    each contributor's (kid's) name and email as the documents show them."""
+    kinds = {int(c): c.name.lower() for c in PathClass}
+    file_class = dict(zip(*classes.to_pydict().values(), strict=True))
+    entries: dict[bytes, PathEntry] = {}
+    for row in figures.to_pylist():
+        path = row["path"]
+        top, bus = ranked.get(path, ([], 0))
+        contributors = []
+        for kid, churn in top:
+            name, email = people[kid]
+            contributors.append(
+                PathPerson(
+                    name=name, email_sha256=email_fields(email, email_mode)[1], authored_churn=churn
+                )
+            )
+        is_dir = row["is_dir"] or path == ROOT
+        entries[path] = PathEntry.model_validate(
+            {
+                **{name: row[name] for name in _PATH_FIGURES},
+                "path": display_path(path),
+                "kind": "dir" if is_dir else "file",
+                "class": None if is_dir else kinds[file_class.get(path, 0)],
+                "first_commit_at": datetime.fromtimestamp(row["first_time"], UTC),
+                "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
+                "top_contributors": contributors,
+                "bus_factor": bus,
+            }
+        )
+    children: dict[bytes, list[PathEntry]] = {}
+    for path in sorted(entries):
+        parent = _parent(path)
+        if parent is not None:
+            children.setdefault(parent, []).append(entries[path])
+    return {
+        path: PathsDirectory(
+            codebase_id=codebase_id,
+            path=entry.path,
+            entry=entry,
+            paths=children.get(path, []),
+            generated_at=now,
+        )
+        for path, entry in entries.items()
+        if entry.kind == "dir"
+    }
