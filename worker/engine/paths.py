@@ -392,3 +392,80 @@ def count_parts(parts: Sequence[tuple[Path, Path]], rules: Rules) -> PathState:
             )
         )
     return state
+
+
+# How far back from the default head's committer time a commit is recent (definition 14).
+RECENT_SECONDS = 90 * 86_400
+
+
+def recent_from_parts(
+    parts: Sequence[tuple[Path, Path]], head_time: int | None, rules: Rules
+) -> pa.Table:
+    """(path, recent_commits) counted from the stored parts: the commits whose author time is
+    within RECENT_SECONDS before `head_time`, head_time included."""
+    empty = pa.table(
+        {"path": pa.array([], pa.binary()), "recent_commits": pa.array([], pa.int64())}
+    )
+    if head_time is None:
+        return empty
+    counts = []
+    for commits_path, files_path in parts:
+        commits = pq.read_table(commits_path, columns=["sha", "author_time"])
+        times = commits.column("author_time")
+        window = pc.and_(
+            pc.greater_equal(times, head_time - RECENT_SECONDS), pc.less_equal(times, head_time)
+        )
+        shas = commits.filter(window).column("sha")
+        if not len(shas):
+            continue
+        files = pq.read_table(files_path, columns=list(FILE_COLUMNS))
+        files = files.filter(pc.is_in(files.column("sha"), value_set=shas))
+        counts.append(recent_counts(path_commits(files, rules), shas.combine_chunks()))
+    if not counts:
+        return empty
+    grouped = (
+        pa.concat_tables(counts)
+        .group_by("path", use_threads=False)
+        .aggregate([("recent_commits", "sum")])
+    )
+    return pa.table(
+        {"path": grouped.column("path"), "recent_commits": grouped.column("recent_commits_sum")}
+    )
+
+
+def shared_moves(
+    shared: pa.Table, commits: Iterable[tuple[str, int, list[int], bool]], bots: Sequence[bool]
+) -> pa.Table:
+    """(path, kid, churn) moves of co-authored commits' shares (definition 11, per path):
+    `commits` are (sha, author kid, co-author kids, ignored); each non-bot co-author of a commit
+    neither ignored nor by a bot gets floor(x / n) of its churn x on each path, the author that
+    much less for each."""
+    people = {}
+    for sha, author, co_authors, ignored in commits:
+        if ignored or bots[author]:
+            continue
+        others = [kid for kid in co_authors if not bots[kid]]
+        if others:
+            people[sha] = (author, others)
+    paths: list[bytes] = []
+    kids: list[int] = []
+    churns: list[int] = []
+    for path, sha, churn in zip(
+        *shared.select(["path", "sha", "churn"]).to_pydict().values(), strict=True
+    ):
+        found = people.get(sha)
+        if found is None:
+            continue
+        author, others = found
+        share = churn // (len(others) + 1)
+        for kid, moved in [(author, -share * len(others)), *((kid, share) for kid in others)]:
+            paths.append(path)
+            kids.append(kid)
+            churns.append(moved)
+    return pa.table(
+        {
+            "path": pa.array(paths, pa.binary()),
+            "kid": pa.array(kids, pa.int32()),
+            "churn": pa.array(churns, pa.int64()),
+        }
+    )

@@ -51,7 +51,12 @@ from worker.engine.errors import (
     missing_object,
     public_message,
 )
-from worker.engine.export import CodebaseFacts, build_documents, publish_documents
+from worker.engine.export import (
+    CodebaseFacts,
+    build_documents,
+    path_documents,
+    publish_documents,
+)
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
 from worker.engine.fetch import (
     DEFAULT_TIMEOUTS,
@@ -361,7 +366,7 @@ async def _run_phases(run: _Run) -> RunResult:
     aggregates, mailmap = await aggregate(run, source, parts, new_parts, table)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
-    documents = await export(run, source, aggregates, table, branch_facts, now)
+    documents = await export(run, source, aggregates, table, branch_facts, now, parts)
     await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
     written = await _publish(run, documents)
     run.leave()
@@ -684,6 +689,7 @@ async def export(
     table: snapshots.pa.Table,
     branch_facts: list[Branch],
     now: datetime,
+    parts: list[PartFiles],
 ) -> dict[str, Document]:
     """Phase 8: the documents, built from what the earlier phases found. They are published
     only once the run's state is committed, so readers never see what a run did not commit."""
@@ -700,7 +706,45 @@ async def export(
         branches=branch_facts,
         total_branches=len(source.heads),
     )
-    return build_documents(facts, run.email_mode, now)
+    documents = build_documents(facts, run.email_mode, now)
+    directories = await asyncio.to_thread(
+        _path_documents, run, source, aggregates, table, now, parts, rules
+    )
+    return documents | directories
+
+
+def _path_documents(
+    run: _Run,
+    source: _Source,
+    aggregates: Aggregates,
+    table: pa.Table,
+    now: datetime,
+    parts: list[PartFiles],
+    rules: tallies.Rules,
+) -> dict[str, Document]:
+    """One paths document per directory ever changed, from the per-path state."""
+    state, people, co_authored = run.paths, aggregates.people, aggregates.co_authored
+    assert state is not None and people is not None and co_authored is not None
+    cells = state.cells
+    kids = people.kids(cells.column("author_name"), cells.column("author_email"))
+    bot_flags = pa.array(people.bots, pa.bool_())
+    bots = pc.take(bot_flags, kids) if len(kids) else pa.array([], pa.bool_())
+    head_time = source.repo[source.head].peel(pygit2.Commit).commit_time if source.head else None
+    recent = path_state.recent_from_parts([(p.commits, p.files) for p in parts], head_time, rules)
+    figures = path_state.path_figures(cells, kids, bots, path_state.head_lines(table), recent)
+    moves = path_state.shared_moves(
+        state.shared,
+        ((c.sha, c.author, c.co_authors, c.ignored) for c in co_authored),
+        people.bots,
+    )
+    authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bots))
+    ranked = path_state.leaders(path_state.person_churn(cells, kids, authored, moves), people.keys)
+    shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
+    names = [shown.get(key, (key, key)) for key in people.keys]
+    directories = path_documents(
+        run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now
+    )
+    return {layout.paths_document(doc.path): doc for doc in directories.values()}
 
 
 async def _commit(
@@ -772,6 +816,10 @@ async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
     published = await publish_documents(
         run.storage, run.codebase_id, documents, before, verify=run.tidy
     )
+    # Directories no longer in the history (a force-push removed every change under them).
+    for name in before.keys() - documents.keys():
+        if name.startswith(layout.PATHS_PREFIX):
+            await run.storage.delete(layout.codebase_document(run.codebase_id, name))
     if published != before:
         run.manifest = run.manifest.model_copy(update={"published": published})
         await run.state.save_manifest(run.manifest)
