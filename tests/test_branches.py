@@ -8,6 +8,7 @@ import pygit2
 
 from tests.support.gitrepos import GitError, GitRepo
 from worker.engine.branches import Divergence, describe_branches
+from worker.engine.mailmap import Mailmap
 
 
 def git_ahead_behind(repo: GitRepo, branch: str, default: str = "main") -> tuple[int, int]:
@@ -18,9 +19,7 @@ def git_ahead_behind(repo: GitRepo, branch: str, default: str = "main") -> tuple
 def describe(repo: GitRepo, known: dict[str, Divergence], now: datetime | None = None):
     mirror = pygit2.Repository(str(repo.path))
     heads = {name: repo.head(name) for name in repo.branches()}
-    return describe_branches(
-        mirror, heads, "main", pygit2.Mailmap(), now or datetime.now(UTC), known
-    )
+    return describe_branches(mirror, heads, "main", Mailmap(), now or datetime.now(UTC), known)
 
 
 def assert_matches_git(repo: GitRepo, known: dict[str, Divergence]) -> dict[str, Divergence]:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
+from worker.engine.mailmap import Mailmap
 from worker.engine.tally import AUTHORED, EPOCH_ORDINAL, Rows, Rules, Tally, tally_rows
 
 
@@ -60,15 +61,15 @@ class Aggregates:
     co_authored: list[_CoAuthored] | None = None
 
 
-def load_mailmap(repo: pygit2.Repository, head: str | None) -> pygit2.Mailmap:
+def load_mailmap(repo: pygit2.Repository, head: str | None) -> Mailmap:
     """The mailmap at `head` (an empty one when there is none)."""
     if head is not None:
         tree = repo[head].peel(pygit2.Tree)
         if ".mailmap" in tree:
             blob = repo[tree[".mailmap"].id]
             if isinstance(blob, pygit2.Blob):
-                return pygit2.Mailmap.from_buffer(blob.data)
-    return pygit2.Mailmap()
+                return Mailmap(blob.data)
+    return Mailmap()
 
 
 IGNORE_REVS_FILE = ".git-blame-ignore-revs"
@@ -94,7 +95,7 @@ def load_ignored_revisions(repo: pygit2.Repository, head: str | None) -> frozens
     return frozenset(names)
 
 
-def map_identity(mailmap: pygit2.Mailmap, name: str, email: str) -> tuple[str, str]:
+def map_identity(mailmap: Mailmap, name: str, email: str) -> tuple[str, str]:
     """(display name, canonical email) after the mailmap."""
     return mailmap.resolve(name, email)
 
@@ -128,7 +129,7 @@ class People:
     """Contributors by lower-cased email after the mailmap (`kid`: an index into `keys`), and
     which of them are bots (definition 10): a contributor is one if any identity of theirs is."""
 
-    def __init__(self, mailmap: pygit2.Mailmap, bot_globs: Sequence[str]) -> None:
+    def __init__(self, mailmap: Mailmap, bot_globs: Sequence[str]) -> None:
         self.mailmap = mailmap
         self.globs = [glob.lower() for glob in bot_globs]
         self.keys: list[str] = []
@@ -532,9 +533,7 @@ def _sum(cells: pa.Table, column: str) -> int:
     return pc.sum(cells.column(column)).as_py() or 0
 
 
-def aggregate_tally(
-    tally: Tally, mailmap: pygit2.Mailmap, bot_globs: Sequence[str] = ()
-) -> Aggregates:
+def aggregate_tally(tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = ()) -> Aggregates:
     """Totals, activity, punch card, contributors and the authored figures from the tally's
     cells and co-authored commits, the mailmap and the bots applied over their identities."""
     people = People(mailmap, bot_globs)
@@ -586,9 +585,7 @@ def _shortened(text: str) -> bool:
     return len(text) == MAX_IDENTITY_CHARS and text.endswith(SHORTENED)
 
 
-def aggregate(
-    parts: Sequence[tuple[Path, Path]], mailmap: pygit2.Mailmap, rules: Rules
-) -> Aggregates:
+def aggregate(parts: Sequence[tuple[Path, Path]], mailmap: Mailmap, rules: Rules) -> Aggregates:
     """The aggregates of every row in these parts ((commits, files) Parquet files), counted
     afresh."""
     return aggregate_tally(tally_rows(Rows.of_parts(parts), rules), mailmap)

@@ -17,6 +17,7 @@ from pygit2.enums import SortMode
 from contract.documents import Branch
 from worker.engine.aggregate import map_identity
 from worker.engine.extract import clamp_time, identity_text
+from worker.engine.mailmap import Mailmap
 
 STALE_AFTER = timedelta(days=90)
 # Branches described in full (ahead/behind walks them): the default one and the most recently
@@ -83,7 +84,7 @@ def describe_branches(
     repo: pygit2.Repository,
     heads: dict[str, str],
     default_branch: str | None,
-    mailmap: pygit2.Mailmap,
+    mailmap: Mailmap,
     now: datetime,
     known: dict[str, Divergence],
     new_commits: frozenset[str] = frozenset(),

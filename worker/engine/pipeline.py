@@ -65,6 +65,7 @@ from worker.engine.fetch import (
     fetch_source,
     resolve_source,
 )
+from worker.engine.mailmap import Mailmap
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     CodebaseState,
@@ -590,7 +591,7 @@ async def snapshot(run: _Run, source: _Source) -> tuple[snapshots.pa.Table, str 
 
 async def aggregate(
     run: _Run, source: _Source, parts: list[PartFiles], new_parts: list[PartFiles], table: pa.Table
-) -> tuple[Aggregates, pygit2.Mailmap]:
+) -> tuple[Aggregates, Mailmap]:
     """Phase 6: the rules (path classes, ignored revisions) at the default head, the tally
     updated by what the run added and removed (counted from every stored row when there is
     none yet, or when the rules changed), then the documents' figures from it, the mailmap and
@@ -666,7 +667,7 @@ def _paths_of(files: list[Path]) -> list[bytes]:
 
 
 async def branches(
-    run: _Run, source: _Source, mailmap: pygit2.Mailmap, delta: RefsDelta, now: datetime
+    run: _Run, source: _Source, mailmap: Mailmap, delta: RefsDelta, now: datetime
 ) -> tuple[list[Branch], dict[str, Divergence]]:
     """Phase 7: each branch's facts, ahead/behind carried forward from the last run."""
     await run.enter(Phase.BRANCHES)
