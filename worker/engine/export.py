@@ -145,8 +145,8 @@ def build_documents(
     people = []
     for row in agg.contributor_activity:
         email, digest = email_fields(row["email"], email_mode)
-        people.append({**row, "email": email, "email_sha256": digest})
-        del people[-1]["key"]
+        shown = {name: value for name, value in row.items() if name != "key"}
+        people.append(shown | {"email": email, "email_sha256": digest})
     contributor_activity = ContributorActivity.model_validate(
         {
             "codebase_id": facts.codebase_id,

@@ -281,18 +281,12 @@ class CodebaseState:
     async def save_tally(self, tally: Tally) -> str:
         """Upload the tally's cells and co-authored commits under a new key (the latter beside
         it), which the next manifest names."""
-        name = uuid.uuid4().hex
-        key = layout.state_object(self.codebase_id, f"tally/{name}.arrow")
-        for table, object_key in ((tally.coauthored, coauthored_of(key)), (tally.cells, key)):
-            path = self._tally_path(object_key)
-            write_cells(table, path)
-            await self.storage.upload_file(path, object_key)
+        key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.arrow")
+        await self._put_tables([(tally.coauthored, coauthored_of(key)), (tally.cells, key)])
         return key
 
     async def delete_tally(self, key: str) -> None:
-        for object_key in (key, coauthored_of(key)):
-            await self.storage.delete(object_key)
-            self._tally_path(object_key).unlink(missing_ok=True)
+        await self._delete_tables([key, coauthored_of(key)])
 
     async def load_paths(self, manifest: Manifest) -> PathState | None:
         """The per-path state `manifest` names; None if it names none, or it is gone."""
@@ -326,14 +320,23 @@ class CodebaseState:
 
     async def save_classes(self, table: pa.Table) -> str:
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.classes.arrow")
-        path = self._tally_path(key)
-        write_cells(table, path)
-        await self.storage.upload_file(path, key)
+        await self._put_tables([(table, key)])
         return key
 
     async def delete_classes(self, key: str) -> None:
-        await self.storage.delete(key)
-        self._tally_path(key).unlink(missing_ok=True)
+        await self._delete_tables([key])
+
+    async def _put_tables(self, tables: list[tuple[pa.Table, str]]) -> None:
+        """Write each table to this machine's copy of its key, then upload it, in order."""
+        for table, key in tables:
+            path = self._tally_path(key)
+            write_cells(table, path)
+            await self.storage.upload_file(path, key)
+
+    async def _delete_tables(self, keys: list[str]) -> None:
+        for key in keys:
+            await self.storage.delete(key)
+            self._tally_path(key).unlink(missing_ok=True)
 
     def _tally_path(self, key: str) -> Path:
         """Where the tally stored at `key` is kept on this machine."""

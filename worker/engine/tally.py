@@ -251,6 +251,15 @@ def connection() -> duckdb.DuckDBPyConnection:
         return _database.cursor()
 
 
+def _read(given: Sequence[Path] | pa.Table, columns: Sequence[str], schema: pa.Schema) -> pa.Table:
+    """The given rows (Parquet parts or a table), only `columns` (typed by `schema`)."""
+    if isinstance(given, pa.Table):
+        return given.select(list(columns))
+    if not given:
+        return pa.schema([schema.field(c) for c in columns]).empty_table()
+    return pa.concat_tables([pq.read_table(path, columns=list(columns)) for path in given])
+
+
 def _register(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -259,14 +268,10 @@ def _register(
     schema: pa.Schema,
 ) -> None:
     """View `name` over the given rows (Parquet parts or a table), only `columns`."""
-    if isinstance(given, pa.Table):
-        table = given.select(list(columns))
-    elif given:
+    if not isinstance(given, pa.Table) and given:
         con.register(name, con.read_parquet([str(p) for p in given]).select(", ".join(columns)))
         return
-    else:
-        table = pa.schema([schema.field(c) for c in columns]).empty_table()
-    con.register(f"{name}_given", table)
+    con.register(f"{name}_given", _read(given, columns, schema))
     con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM {name}_given")
 
 
@@ -312,14 +317,6 @@ def _punch(con: duckdb.DuckDBPyConnection) -> PunchCard:
 SMALL_TALLY = 1000
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # days since 1970 + this = a date's ordinal
 _DAY = 86_400
-
-
-def _read(given: Sequence[Path] | pa.Table, columns: Sequence[str], schema: pa.Schema) -> pa.Table:
-    if isinstance(given, pa.Table):
-        return given.select(list(columns))
-    if not given:
-        return pa.schema([schema.field(c) for c in columns]).empty_table()
-    return pa.concat_tables([pq.read_table(path, columns=list(columns)) for path in given])
 
 
 _CLASS_COLUMNS = {
