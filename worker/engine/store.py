@@ -300,16 +300,11 @@ class CodebaseState:
 
     async def save_paths(self, state: PathState) -> str:
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
-        for table, object_key in ((state.shared, shared_of(key)), (state.cells, key)):
-            path = self._tally_path(object_key)
-            write_cells(table, path)
-            await self.storage.upload_file(path, object_key)
+        await self._put_tables([(state.shared, shared_of(key)), (state.cells, key)])
         return key
 
     async def delete_paths(self, key: str) -> None:
-        for object_key in (key, shared_of(key)):
-            await self.storage.delete(object_key)
-            self._tally_path(object_key).unlink(missing_ok=True)
+        await self._delete_tables([key, shared_of(key)])
 
     async def load_classes(self, manifest: Manifest) -> pa.Table | None:
         """The path classes `manifest` names; None if it names none, or they are gone."""
