@@ -16,6 +16,11 @@ def paths_document(path_text: str) -> str:
     return PATHS_PREFIX + hashlib.sha256(path_text.encode()).hexdigest()
 
 
+def paths_documents(codebase_id: int) -> str:
+    """The prefix of a codebase's paths documents' keys."""
+    return f"analytics/{codebase_id}/{PATHS_PREFIX}"
+
+
 def org_document(org_id: int, name: str) -> str:
     return f"analytics/orgs/{org_id}/{name}.json"
 

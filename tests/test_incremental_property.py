@@ -35,10 +35,10 @@ from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
-from worker.engine.paths import PATH_CELLS_SCHEMA, SHARED_SCHEMA
+from worker.engine.paths import PATH_TABLES
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
-from worker.engine.store import shared_of
+from worker.engine.store import paths_tables
 from worker.engine.tally import read_cells
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
@@ -172,7 +172,9 @@ COMMIT = st.builds(
     co_authors=st.lists(st.integers(0, len(CO_AUTHORS) - 1), max_size=3),
     empty=st.sampled_from([False, False, False, False, True]),
     author=st.integers(min_value=0, max_value=len(AUTHORS) - 1),
-    minutes=st.integers(min_value=1, max_value=4 * 24 * 60),
+    # Now and then a gap of weeks to months: commits leave the paths' 90-day window.
+    minutes=st.integers(min_value=1, max_value=4 * 24 * 60)
+    | st.integers(min_value=30 * 24 * 60, max_value=100 * 24 * 60),
 )
 PUSH = st.lists(COMMIT, min_size=1, max_size=3)
 
@@ -211,15 +213,25 @@ async def _sync_and_read(
             "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
             "punch_card": state["punch_card"],
         }
-        # The per-path state too: its cells and the shared churn of co-authored commits.
-        for name, key, schema in (
-            ("path_cells", state["paths_key"], PATH_CELLS_SCHEMA),
-            ("path_shared", shared_of(state["paths_key"]), SHARED_SCHEMA),
+        # The per-path state too: its cells, the shared churn of co-authored commits, the
+        # recent rows and their window, the published entries' fingerprints.
+        keys = paths_tables(state["paths_key"])
+        for name, key, schema in zip(
+            ("cells", "shared", "recent", "entries"), keys, PATH_TABLES, strict=True
         ):
             stored_rows = await storage.get(key)
             assert stored_rows is not None
             table = read_cells(stored_rows.data, schema).to_pylist()
-            documents[name] = {"rows": sorted(table, key=lambda row: repr(sorted(row.items())))}
+            rows = sorted(table, key=lambda row: repr(sorted(row.items())))
+            documents[f"path_{name}"] = {"rows": rows}
+        documents["path_window"] = {"window": state["paths_window"]}
+        # And every directory's paths document, as published, whichever run wrote it.
+        for key in await storage.list(layout.paths_documents(CODEBASE_ID)):
+            stored = await storage.get(key)
+            assert stored is not None
+            directory = json.loads(stored.data)
+            del directory["generated_at"]
+            documents[key] = directory
         documents["parts"] = [part["name"] for part in state["parts"]]
     finally:
         await storage.close()
@@ -495,8 +507,12 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
                 name, scratch[name]
             ), f"{name}: the incremental run differs from the run from scratch"
         assert incremental["tally"] == scratch["tally"], "the tally differs from a fresh count"
-        for name in ("path_cells", "path_shared"):
+        path_state = ("cells", "shared", "recent", "window", "entries")
+        for name in [f"path_{part}" for part in path_state]:
             assert incremental[name] == scratch[name], f"{name} differs from a fresh count"
+        directories = {k for k in scratch.keys() | incremental.keys() if k.startswith("analytics/")}
+        for key in sorted(directories):
+            assert incremental.get(key) == scratch.get(key), f"{key}: differs from a fresh run"
         # The local index of stored shas, when it is current (a run that lost it and did not
         # need it leaves it to the next that does).
         index = ShaIndex(state_cache_dir(work, CODEBASE_ID))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract import layout
 from contract.documents import (
@@ -30,8 +31,8 @@ from contract.documents import (
 from contract.paths import display_path
 from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
-from worker.engine.classes import PathClass
-from worker.engine.paths import ROOT
+from worker.engine.classes import PathClass, classes_of
+from worker.engine.paths import ENTRIES_SCHEMA, ROOT
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
 
@@ -214,6 +215,8 @@ _PATH_FIGURES = (
     "lines",
     "hotspot",
 )
+# What else an entry is made of, in the fingerprint that tells whether it changed.
+_FINGERPRINTED = ("is_dir", "class", "first_time", "last_time", *_PATH_FIGURES)
 
 
 def _parent(path: bytes) -> bytes | None:
@@ -224,7 +227,26 @@ def _parent(path: bytes) -> bytes | None:
     return ROOT if cut < 0 else path[:cut]
 
 
-def path_documents(
+def _parents(paths: pa.Array) -> pa.Array:
+    """_parent of each path, the root's own being the root."""
+    split = pc.split_pattern(paths, pattern=b"/", max_splits=1, reverse=True)
+    nested = pc.greater(pc.list_value_length(split), 1)
+    return pc.if_else(nested, pc.list_element(split, 0), pa.scalar(ROOT, pa.binary()))
+
+
+@dataclass
+class PathsExport:
+    """What a run publishes of the paths: the directories' documents that changed, by name;
+    the names of those to delete; each path's entry fingerprint, for the next run to compare."""
+
+    documents: dict[str, PathsDirectory]
+    gone: list[str]
+    entries: pa.Table
+    # Every directory's document is among `documents`: storage should hold no other.
+    everything: bool = False
+
+
+def export_paths(
     codebase_id: int,
     figures: pa.Table,
     ranked: dict[bytes, tuple[list[tuple[int, int]], int]],
@@ -232,50 +254,106 @@ def path_documents(
     people: list[tuple[str, str]],
     email_mode: EmailMode,
     now: datetime,
-) -> dict[bytes, PathsDirectory]:
-    """One document per directory ever changed (the root included): its entry and its direct
-    children's. `figures` and `ranked` are paths.path_figures' and paths.leaders'; `people` is
-    each contributor's (kid's) name and email as the documents show them."""
-    kinds = {int(c): c.name.lower() for c in PathClass}
-    file_class = dict(zip(*classes.to_pydict().values(), strict=True))
-    entries: dict[bytes, PathEntry] = {}
-    for row in figures.to_pylist():
-        path = row["path"]
-        top, bus = ranked.get(path, ([], 0))
-        contributors = []
-        for kid, churn in top:
-            name, email = people[kid]
-            contributors.append(
-                PathPerson(
-                    name=name, email_sha256=email_fields(email, email_mode)[1], authored_churn=churn
-                )
+    last: pa.Table | None,
+) -> PathsExport:
+    """The documents of the directories (the root included) whose entry or whose children's
+    entries differ from `last` (paths.ENTRIES_SCHEMA; None: every directory's), each with its
+    own entry and its direct children's. `figures` and `ranked` are paths.path_figures' and
+    paths.leaders'; `people` each contributor's (kid's) name and email as documents show them."""
+    figures = figures.append_column(
+        "class", classes_of(classes, figures.column("path")).cast(pa.int64())
+    )
+    shown = [(name, email_fields(email, email_mode)[1]) for name, email in people]
+    tops = {path: [(*shown[kid], churn) for kid, churn in top] for path, (top, _) in ranked.items()}
+    texts = pc.binary_join_element_wise(
+        *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
+        ",",
+        null_handling="replace",
+        null_replacement="-",
+    )
+    paths = figures.column("path").to_pylist()
+    fingerprints = [
+        hashlib.blake2b(
+            f"{text}|{tops.get(path)!r}|{ranked.get(path, ((), 0))[1]}".encode(), digest_size=16
+        ).digest()
+        for path, text in zip(paths, texts.to_pylist(), strict=True)
+    ]
+    is_dir = pc.or_(figures.column("is_dir"), pc.equal(figures.column("path"), ROOT))
+    entries = pa.table(
+        {"path": figures.column("path"), "is_dir": is_dir, "fingerprint": fingerprints},
+        schema=ENTRIES_SCHEMA,
+    )
+    dirs = set(entries.filter(is_dir).column("path").to_pylist())
+    if last is None:
+        wanted, gone = dirs, set()
+    else:
+        before = dict(
+            zip(
+                last.column("path").to_pylist(),
+                last.column("fingerprint").to_pylist(),
+                strict=True,
             )
-        is_dir = row["is_dir"] or path == ROOT
-        entries[path] = PathEntry.model_validate(
+        )
+        changed = [
+            path
+            for path, fingerprint in zip(paths, fingerprints, strict=True)
+            if before.pop(path, None) != fingerprint
+        ]
+        # What `before` still holds is gone: its directory lists it no more.
+        moved = changed + list(before)
+        wanted = {path for path in changed if path in dirs}
+        wanted |= {parent for parent in map(_parent, moved) if parent in dirs}
+        old_dirs = last.filter(last.column("is_dir")).column("path").to_pylist()
+        gone = {path for path in old_dirs if path not in dirs}
+    if not wanted:
+        return PathsExport(
+            {}, [_document_name(path) for path in gone], entries, everything=last is None
+        )
+    value_set = pa.array(sorted(wanted), pa.binary())
+    listed = pc.or_(
+        pc.is_in(figures.column("path"), value_set=value_set),
+        pc.is_in(_parents(figures.column("path")), value_set=value_set),
+    )
+    kinds = {int(c): c.name.lower() for c in PathClass}
+    built: dict[bytes, PathEntry] = {}
+    for row in figures.filter(listed).to_pylist():
+        path = row["path"]
+        bus = ranked.get(path, ([], 0))[1]
+        is_directory = row["is_dir"] or path == ROOT
+        built[path] = PathEntry.model_validate(
             {
                 **{name: row[name] for name in _PATH_FIGURES},
                 "path": display_path(path),
-                "kind": "dir" if is_dir else "file",
-                "class": None if is_dir else kinds[file_class.get(path, 0)],
+                "kind": "dir" if is_directory else "file",
+                "class": None if is_directory else kinds[row["class"]],
                 "first_commit_at": datetime.fromtimestamp(row["first_time"], UTC),
                 "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
-                "top_contributors": contributors,
+                "top_contributors": [
+                    PathPerson(name=name, email_sha256=digest, authored_churn=churn)
+                    for name, digest, churn in tops.get(path, [])
+                ],
                 "bus_factor": bus,
             }
         )
     children: dict[bytes, list[PathEntry]] = {}
-    for path in sorted(entries):
+    for path in sorted(built):
         parent = _parent(path)
-        if parent is not None:
-            children.setdefault(parent, []).append(entries[path])
-    return {
-        path: PathsDirectory(
+        if parent is not None and parent in wanted:
+            children.setdefault(parent, []).append(built[path])
+    documents = {
+        _document_name(path): PathsDirectory(
             codebase_id=codebase_id,
-            path=entry.path,
-            entry=entry,
+            path=built[path].path,
+            entry=built[path],
             paths=children.get(path, []),
             generated_at=now,
         )
-        for path, entry in entries.items()
-        if entry.kind == "dir"
+        for path in sorted(wanted)
     }
+    return PathsExport(
+        documents, [_document_name(path) for path in gone], entries, everything=last is None
+    )
+
+
+def _document_name(path: bytes) -> str:
+    return layout.paths_document(display_path(path))

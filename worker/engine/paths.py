@@ -16,14 +16,14 @@ Everything is grouped in Arrow, a part of rows at a time: cells of two parts mer
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from worker.engine.classes import PathClass, classes_of
+from worker.engine.classes import CLASSES_SCHEMA, PathClass, classes_of
 from worker.engine.tally import Rules
 
 ROOT = b""
@@ -221,6 +221,17 @@ def merge_path_cells(*tables: pa.Table) -> pa.Table:
     return _as_cells(grouped, "commits_sum", "first_time_min", "last_time_max")
 
 
+def merge_into(cells: pa.Table, new: pa.Table) -> pa.Table:
+    """merge_path_cells(cells, new), grouping again only the cells of the paths `new` has: a
+    push's few paths cost what they are, not what the whole history's cells are."""
+    if not new.num_rows or not cells.num_rows:
+        return merge_path_cells(cells, new)
+    near = pc.is_in(cells.column("path"), value_set=pc.unique(new.column("path")))
+    return pa.concat_tables(
+        [cells.filter(pc.invert(near)), merge_path_cells(cells.filter(near), new)]
+    )
+
+
 # How many of a path's people its entry names.
 TOP_CONTRIBUTORS = 5
 
@@ -333,40 +344,136 @@ def path_figures(
     return figures.append_column("hotspot", hotspot).sort_by("path")
 
 
-def recent_counts(by_path: pa.Table, recent_shas: pa.Array) -> pa.Table:
-    """(path, recent_commits): how many of `recent_shas` change something under each path."""
-    rows = by_path.filter(pc.is_in(by_path.column("sha"), value_set=recent_shas))
-    grouped = rows.group_by("path", use_threads=False).aggregate([("sha", "count")])
-    return pa.table({"path": grouped.column("path"), "recent_commits": grouped.column("sha_count")})
-
-
 # The commit and file columns the per-path state is counted from.
 COMMIT_COLUMNS = ("sha", "author_name", "author_email", "author_time", "co_authors")
 FILE_COLUMNS = ("sha", "path", "additions_lines", "deletions_lines")
 # Per (path, co-authored commit): the authored churn its people share (definition 11).
 SHARED_SCHEMA = pa.schema([("path", pa.binary()), ("sha", pa.string()), ("churn", pa.int64())])
+# Per (path, commit) of the commits recent enough to count (definition 14), kept so that a push
+# counts recent commits without reading the history: those authored within the state's Window.
+RECENT_SCHEMA = pa.schema(
+    [("path", pa.binary()), ("sha", pa.string()), ("author_time", pa.int64())]
+)
+# Per path: what its entry in the documents last published said (a fingerprint of its figures
+# and people), to publish only the directories whose entries or children changed.
+ENTRIES_SCHEMA = pa.schema(
+    [("path", pa.binary()), ("is_dir", pa.bool_()), ("fingerprint", pa.binary())]
+)
+# The state's tables in the order they are stored (store.paths_tables).
+PATH_TABLES = (PATH_CELLS_SCHEMA, SHARED_SCHEMA, RECENT_SCHEMA, ENTRIES_SCHEMA)
+# How far back from the default head's committer time a commit is recent (definition 14).
+RECENT_SECONDS = 90 * 86_400
+
+
+@dataclass(frozen=True)
+class Window:
+    """The author times whose (path, commit) rows the state keeps: `floor` to `ceiling`, both
+    included; `later` is the earliest author time of a counted commit above `ceiling` (None:
+    there is none), which tells whether a later head's window is covered."""
+
+    floor: int
+    ceiling: int
+    later: int | None = None
+
+    @classmethod
+    def at(cls, head_time: int | None) -> Window | None:
+        """The window of a default head of this committer time (None without a head)."""
+        if head_time is None:
+            return None
+        return cls(head_time - RECENT_SECONDS, head_time)
+
+    def covers(self, other: Window) -> bool:
+        """Whether rows kept for this window hold every row `other` needs."""
+        above = other.ceiling <= self.ceiling or self.later is None or other.ceiling < self.later
+        return self.floor <= other.floor and above
+
+
+def _window_rows(rows: pa.Table, window: Window | None) -> tuple[pa.Table, int | None]:
+    """RECENT_SCHEMA rows within `window`, and the earliest author time above it."""
+    if window is None or not rows.num_rows:
+        return RECENT_SCHEMA.empty_table(), None
+    times = rows.column("author_time")
+    above = pc.min(times.filter(pc.greater(times, window.ceiling))).as_py()
+    inside = pc.and_(pc.greater_equal(times, window.floor), pc.less_equal(times, window.ceiling))
+    return rows.filter(inside), above
+
+
+def _earliest(*times: int | None) -> int | None:
+    given = [t for t in times if t is not None]
+    return min(given) if given else None
 
 
 @dataclass
 class PathState:
-    """The per-path cells, and the churn of co-authored commits per path."""
+    """The per-path cells, the churn of co-authored commits per path, the (path, commit) rows
+    of the commits authored within `window` (none when it is None: no default head), and the
+    entries of the documents last published from it."""
 
     cells: pa.Table
     shared: pa.Table
+    recent: pa.Table
+    window: Window | None
+    entries: pa.Table = field(default_factory=ENTRIES_SCHEMA.empty_table)
 
     @classmethod
-    def empty(cls) -> PathState:
-        return cls(PATH_CELLS_SCHEMA.empty_table(), SHARED_SCHEMA.empty_table())
+    def empty(cls, window: Window | None) -> PathState:
+        return cls(
+            PATH_CELLS_SCHEMA.empty_table(),
+            SHARED_SCHEMA.empty_table(),
+            RECENT_SCHEMA.empty_table(),
+            window,
+        )
 
     def merge(self, other: PathState) -> PathState:
-        return PathState(
-            merge_path_cells(self.cells, other.cells),
-            pa.concat_tables([self.shared, other.shared]),
+        """Both states' rows; `other`, counted for a window this one covers, gives its window
+        (the rows outside it are dropped)."""
+        merged = self.merge_cells(other)
+        merged = replace(merged, recent=pa.concat_tables([self.recent, other.recent]))
+        narrowed = merged.narrowed(other.window)
+        if narrowed.window is None or other.window is None:
+            return narrowed
+        later = _earliest(narrowed.window.later, other.window.later)
+        return replace(narrowed, window=replace(narrowed.window, later=later))
+
+    def merge_cells(self, other: PathState) -> PathState:
+        """Both states' cells and shared churn; this one's recent rows."""
+        return replace(
+            self,
+            cells=merge_into(self.cells, other.cells),
+            shared=pa.concat_tables([self.shared, other.shared]),
+        )
+
+    def covers(self, window: Window | None) -> bool:
+        """Whether the recent rows hold every row `window` needs."""
+        return window is None or (self.window is not None and self.window.covers(window))
+
+    def narrowed(self, window: Window | None) -> PathState:
+        """The state with only the recent rows within `window`, which covers() must allow."""
+        assert self.covers(window)
+        if window is None or self.window is None:
+            return replace(self, recent=RECENT_SCHEMA.empty_table(), window=window)
+        kept, above = _window_rows(self.recent, window)
+        # The commits above the old ceiling are above the new one too (covers()).
+        later = _earliest(above, self.window.later)
+        return replace(self, recent=kept, window=replace(window, later=later))
+
+    def with_recent(self, recent: PathState) -> PathState:
+        """This state with `recent`'s recent rows and window."""
+        return replace(self, recent=recent.recent, window=recent.window)
+
+    def recent_counts(self) -> pa.Table:
+        """(path, recent_commits) at the window's head (definition 14): the commits authored
+        within RECENT_SECONDS before its committer time, that time included."""
+        grouped = self.recent.group_by("path", use_threads=False).aggregate([("sha", "count")])
+        return pa.table(
+            {"path": grouped.column("path"), "recent_commits": grouped.column("sha_count")}
         )
 
 
-def count_rows(commits: pa.Table, files: pa.Table, rules: Rules) -> PathState:
-    """The per-path state of these commit and file rows."""
+def count_rows(
+    commits: pa.Table, files: pa.Table, rules: Rules, window: Window | None
+) -> PathState:
+    """The per-path state of these commit and file rows, recent rows within `window`."""
     by_path = path_commits(files.select(list(FILE_COLUMNS)), rules)
     cells = path_cells(commits, by_path, rules)
     co_authored = commits.filter(pc.greater(pc.list_value_length(commits.column("co_authors")), 0))
@@ -374,63 +481,62 @@ def count_rows(commits: pa.Table, files: pa.Table, rules: Rules) -> PathState:
     churn = pc.add(
         shared.column("authored_additions_lines"), shared.column("authored_deletions_lines")
     )
+    recent, later = _recent_rows(commits, by_path, window)
     return PathState(
         cells,
         pa.table({"path": shared.column("path"), "sha": shared.column("sha"), "churn": churn}),
+        recent,
+        window if window is None else replace(window, later=later),
     )
 
 
-def count_parts(parts: Sequence[tuple[Path, Path]], rules: Rules) -> PathState:
+def _recent_rows(
+    commits: pa.Table, by_path: pa.Table, window: Window | None
+) -> tuple[pa.Table, int | None]:
+    """The (path, commit) rows within `window`, and the earliest author time above it."""
+    if window is None or not by_path.num_rows:
+        return RECENT_SCHEMA.empty_table(), None
+    times = commits.select(["sha", "author_time"])
+    times = times.filter(pc.greater_equal(times.column("author_time"), window.floor))
+    rows = by_path.select(["path", "sha"]).join(times, "sha", use_threads=False)
+    return _window_rows(rows.select(RECENT_SCHEMA.names).cast(RECENT_SCHEMA), window)
+
+
+def count_parts(
+    parts: Sequence[tuple[Path, Path]], rules: Rules, window: Window | None
+) -> PathState:
     """The per-path state of these (commits, files) Parquet parts, a part at a time."""
-    state = PathState.empty()
+    state = PathState.empty(window)
     for commits, files in parts:
         state = state.merge(
             count_rows(
                 pq.read_table(commits, columns=list(COMMIT_COLUMNS)),
                 pq.read_table(files, columns=list(FILE_COLUMNS)),
                 rules,
+                window,
             )
         )
     return state
 
 
-# How far back from the default head's committer time a commit is recent (definition 14).
-RECENT_SECONDS = 90 * 86_400
-
-
-def recent_from_parts(
-    parts: Sequence[tuple[Path, Path]], head_time: int | None, rules: Rules
-) -> pa.Table:
-    """(path, recent_commits) counted from the stored parts: the commits whose author time is
-    within RECENT_SECONDS before `head_time`, head_time included."""
-    empty = pa.table(
-        {"path": pa.array([], pa.binary()), "recent_commits": pa.array([], pa.int64())}
-    )
-    if head_time is None:
-        return empty
-    counts = []
+def recent_parts(parts: Sequence[tuple[Path, Path]], window: Window | None) -> PathState:
+    """Only the recent rows (within `window`) of these parts, what a head that moved out of
+    the kept window needs: only the files of the commits authored from its floor on are read."""
+    state = PathState.empty(window)
+    if window is None:
+        return state
+    no_rules = Rules(CLASSES_SCHEMA.empty_table(), frozenset())
     for commits_path, files_path in parts:
         commits = pq.read_table(commits_path, columns=["sha", "author_time"])
-        times = commits.column("author_time")
-        window = pc.and_(
-            pc.greater_equal(times, head_time - RECENT_SECONDS), pc.less_equal(times, head_time)
-        )
-        shas = commits.filter(window).column("sha")
-        if not len(shas):
+        shas = commits.filter(pc.greater_equal(commits.column("author_time"), window.floor))
+        if not shas.num_rows:
             continue
         files = pq.read_table(files_path, columns=list(FILE_COLUMNS))
-        files = files.filter(pc.is_in(files.column("sha"), value_set=shas))
-        counts.append(recent_counts(path_commits(files, rules), shas.combine_chunks()))
-    if not counts:
-        return empty
-    grouped = (
-        pa.concat_tables(counts)
-        .group_by("path", use_threads=False)
-        .aggregate([("recent_commits", "sum")])
-    )
-    return pa.table(
-        {"path": grouped.column("path"), "recent_commits": grouped.column("recent_commits_sum")}
-    )
+        files = files.filter(pc.is_in(files.column("sha"), value_set=shas.column("sha")))
+        recent, later = _recent_rows(commits, path_commits(files, no_rules), window)
+        counted = PathState.empty(replace(window, later=later))
+        state = state.merge(replace(counted, recent=recent))
+    return state
 
 
 def shared_moves(

@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,8 +53,9 @@ from worker.engine.errors import (
 )
 from worker.engine.export import (
     CodebaseFacts,
+    PathsExport,
     build_documents,
-    path_documents,
+    export_paths,
     publish_documents,
 )
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
@@ -72,6 +73,7 @@ from worker.engine.store import (
     Manifest,
     PartFiles,
     PartRef,
+    RecentWindow,
     compact_parts,
     drop_commits,
     stored_shas,
@@ -306,6 +308,7 @@ class _Run:
     # The per-path state (worker/engine/paths.py) and its object.
     paths: path_state.PathState | None = None
     paths_key: str | None = None
+    paths_export: PathsExport | None = None
     # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
     # whether the codebase has a checkpoint to delete once the run commits.
     resumed: int = 0
@@ -367,7 +370,7 @@ async def _run_phases(run: _Run) -> RunResult:
     aggregates, mailmap = await aggregate(run, source, parts, new_parts, table)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
-    documents = await export(run, source, aggregates, table, branch_facts, now, parts)
+    documents = await export(run, source, aggregates, table, branch_facts, now)
     await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
     written = await _publish(run, documents)
     run.leave()
@@ -613,7 +616,7 @@ async def aggregate(
         run.classes_key = await run.state.save_classes(classes)
     rules = run.rules = tallies.Rules(classes, ignored)
     rules_changed = reclassified or ignored != frozenset(manifest.ignored_revisions)
-    await _count_paths(run, parts, added, rules, rules_changed)
+    await _count_paths(run, source, parts, added, rules, rules_changed)
     tally = await run.state.load_tally(manifest)
     every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
     if tally is None or rules_changed:
@@ -632,6 +635,7 @@ async def aggregate(
 
 async def _count_paths(
     run: _Run,
+    source: _Source,
     parts: list[PartFiles],
     added: list[PartFiles],
     rules: tallies.Rules,
@@ -639,20 +643,43 @@ async def _count_paths(
 ) -> None:
     """The per-path state: counted again from every stored row when there is none, the rules
     changed or commits were removed (a minimum cannot be subtracted), else the added rows'
-    cells merged in."""
+    cells merged in; its recent rows those of the default head's window (read again from the
+    stored rows only when the head moved out of the window kept)."""
+    window = path_state.Window.at(_head_time(source))
+    every = [(p.commits, p.files) for p in parts]
     state = await run.state.load_paths(run.manifest)
     if state is None or rules_changed or run.removed_rows is not None:
-        every = [(p.commits, p.files) for p in parts]
-        state = await asyncio.to_thread(path_state.count_parts, every, rules)
-    elif added:
-        new = [(p.commits, p.files) for p in added]
-        state = state.merge(await asyncio.to_thread(path_state.count_parts, new, rules))
+        counted = await asyncio.to_thread(path_state.count_parts, every, rules, window)
+        # What was published stays what the documents are compared with.
+        state = counted if state is None else replace(counted, entries=state.entries)
     else:
-        run.paths_key = run.manifest.paths_key
-        run.paths = state
-        return
-    run.paths_key = await run.state.save_paths(state)
+        counted = None
+        if added:
+            new = [(p.commits, p.files) for p in added]
+            counted = await asyncio.to_thread(path_state.count_parts, new, rules, window)
+        if state.covers(window):
+            state = state.narrowed(window) if counted is None else state.merge(counted)
+        else:
+            # The recent rows of every stored commit, the added ones' included.
+            if counted is not None:
+                state = state.merge_cells(counted)
+            recent = await asyncio.to_thread(path_state.recent_parts, every, window)
+            state = state.with_recent(recent)
     run.paths = state
+
+
+def _stored_window(state: path_state.PathState | None) -> RecentWindow | None:
+    window = state.window if state else None
+    if window is None:
+        return None
+    return RecentWindow(floor=window.floor, ceiling=window.ceiling, later=window.later)
+
+
+def _head_time(source: _Source) -> int | None:
+    """The committer time of the default branch's head commit."""
+    if source.head is None:
+        return None
+    return source.repo[source.head].peel(pygit2.Commit).commit_time
 
 
 def _paths_of(files: list[Path]) -> list[bytes]:
@@ -690,7 +717,6 @@ async def export(
     table: snapshots.pa.Table,
     branch_facts: list[Branch],
     now: datetime,
-    parts: list[PartFiles],
 ) -> dict[str, Document]:
     """Phase 8: the documents, built from what the earlier phases found. They are published
     only once the run's state is committed, so readers never see what a run did not commit."""
@@ -708,30 +734,32 @@ async def export(
         total_branches=len(source.heads),
     )
     documents = build_documents(facts, run.email_mode, now)
-    directories = await asyncio.to_thread(
-        _path_documents, run, source, aggregates, table, now, parts, rules
+    run.paths_export = await asyncio.to_thread(
+        _export_paths, run, source, aggregates, table, now, rules
     )
-    return documents | directories
+    assert run.paths is not None, "the aggregate phase counts the paths"
+    state = replace(run.paths, entries=run.paths_export.entries)
+    run.paths_key = await run.state.save_paths(state)
+    return documents
 
 
-def _path_documents(
+def _export_paths(
     run: _Run,
     source: _Source,
     aggregates: Aggregates,
     table: pa.Table,
     now: datetime,
-    parts: list[PartFiles],
     rules: tallies.Rules,
-) -> dict[str, Document]:
-    """One paths document per directory ever changed, from the per-path state."""
+) -> PathsExport:
+    """The paths documents that changed since the last run (every one after a run that did
+    not succeed), from the per-path state."""
     state, people, co_authored = run.paths, aggregates.people, aggregates.co_authored
     assert state is not None and people is not None and co_authored is not None
     cells = state.cells
     kids = people.kids(cells.column("author_name"), cells.column("author_email"))
     bot_flags = pa.array(people.bots, pa.bool_())
     bots = pc.take(bot_flags, kids) if len(kids) else pa.array([], pa.bool_())
-    head_time = source.repo[source.head].peel(pygit2.Commit).commit_time if source.head else None
-    recent = path_state.recent_from_parts([(p.commits, p.files) for p in parts], head_time, rules)
+    recent = state.recent_counts()
     figures = path_state.path_figures(cells, kids, bots, path_state.head_lines(table), recent)
     moves = path_state.shared_moves(
         state.shared,
@@ -742,10 +770,10 @@ def _path_documents(
     ranked = path_state.leaders(path_state.person_churn(cells, kids, authored, moves), people.keys)
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
     names = [shown.get(key, (key, key)) for key in people.keys]
-    directories = path_documents(
-        run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now
+    last = None if run.tidy or not state.entries.num_rows else state.entries
+    return export_paths(
+        run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now, last
     )
-    return {layout.paths_document(doc.path): doc for doc in directories.values()}
 
 
 async def _commit(
@@ -773,6 +801,7 @@ async def _commit(
             "punch_card": run.tally.punch_rows() if run.tally else [],
             "classes_key": run.classes_key,
             "paths_key": run.paths_key,
+            "paths_window": _stored_window(run.paths),
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
     )
@@ -817,14 +846,31 @@ async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
     published = await publish_documents(
         run.storage, run.codebase_id, documents, before, verify=run.tidy
     )
-    # Directories no longer in the history (a force-push removed every change under them).
-    for name in before.keys() - documents.keys():
-        if name.startswith(layout.PATHS_PREFIX):
-            await run.storage.delete(layout.codebase_document(run.codebase_id, name))
     if published != before:
         run.manifest = run.manifest.model_copy(update={"published": published})
         await run.state.save_manifest(run.manifest)
-    return [name for name in documents if published[name] != before.get(name)]
+    written = [name for name in documents if published[name] != before.get(name)]
+    return written + await _publish_paths(run)
+
+
+async def _publish_paths(run: _Run) -> list[str]:
+    """Write the directories' documents that changed and delete those of directories gone (a
+    force-push removed every change under them); when every directory's is written (after a
+    run that did not succeed, or without a record of what was), any other under the prefix is
+    deleted. Their names."""
+    paths = run.paths_export
+    if paths is None:
+        return []
+    for name, document in paths.documents.items():
+        await run.storage.put(layout.codebase_document(run.codebase_id, name), document.to_json())
+    gone = [layout.codebase_document(run.codebase_id, name) for name in paths.gone]
+    if paths.everything:
+        prefix = layout.paths_documents(run.codebase_id)
+        kept = {layout.codebase_document(run.codebase_id, name) for name in paths.documents}
+        gone += [key for key in await run.storage.list(prefix) if key not in kept]
+    for key in gone:
+        await run.storage.delete(key)
+    return list(paths.documents)
 
 
 def _full_name(run: _Run) -> str:

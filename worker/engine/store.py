@@ -23,7 +23,7 @@ from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
-from worker.engine.paths import PATH_CELLS_SCHEMA, SHARED_SCHEMA, PathState
+from worker.engine.paths import PATH_TABLES, PathState, Window
 from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
@@ -51,6 +51,14 @@ class PublishedDocument(BaseModel):
     version: str
 
 
+class RecentWindow(BaseModel):
+    """paths.Window as the manifest keeps it."""
+
+    floor: int
+    ceiling: int
+    later: int | None = None
+
+
 class Manifest(BaseModel):
     schema_version: int = MANIFEST_VERSION
     codebase_id: int
@@ -73,9 +81,10 @@ class Manifest(BaseModel):
     # and the ignored revisions. When they change, the tally is counted again.
     classes_key: str | None = None
     ignored_revisions: list[str] = []
-    # The per-path state (worker/engine/paths.py): its cells' object, the shared churn of
-    # co-authored commits beside it.
+    # The per-path state (worker/engine/paths.py): its cells' object, its other tables beside
+    # it (paths_tables); the window of its recent rows.
     paths_key: str | None = None
+    paths_window: RecentWindow | None = None
 
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
@@ -84,7 +93,7 @@ class Manifest(BaseModel):
         if self.tally_key:
             named |= {self.tally_key, coauthored_of(self.tally_key)}
         if self.paths_key:
-            named |= {self.paths_key, shared_of(self.paths_key)}
+            named |= set(paths_tables(self.paths_key))
         named |= {key for key in (self.snapshot_key, self.classes_key) if key}
         return named
 
@@ -292,19 +301,34 @@ class CodebaseState:
         """The per-path state `manifest` names; None if it names none, or it is gone."""
         if manifest.paths_key is None:
             return None
-        cells = await self._local_copy(manifest.paths_key)
-        shared = await self._local_copy(shared_of(manifest.paths_key))
-        if cells is None or shared is None:
-            return None
-        return PathState(read_cells(cells, PATH_CELLS_SCHEMA), read_cells(shared, SHARED_SCHEMA))
+        tables = []
+        for key, schema in zip(paths_tables(manifest.paths_key), PATH_TABLES, strict=True):
+            path = await self._local_copy(key)
+            if path is None:
+                return None
+            tables.append(read_cells(path, schema))
+        cells, shared, recent, entries = tables
+        window = manifest.paths_window
+        return PathState(
+            cells,
+            shared,
+            recent,
+            None if window is None else Window(window.floor, window.ceiling, window.later),
+            entries,
+        )
 
     async def save_paths(self, state: PathState) -> str:
+        """Upload the per-path state's tables under a new key, which the next manifest names
+        (with the state's window)."""
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
-        await self._put_tables([(state.shared, shared_of(key)), (state.cells, key)])
+        keys = paths_tables(key)
+        tables = [state.cells, state.shared, state.recent, state.entries]
+        # The cells last: the others are beside a key only once it is complete.
+        await self._put_tables([*zip(tables[1:], keys[1:], strict=True), (tables[0], key)])
         return key
 
     async def delete_paths(self, key: str) -> None:
-        await self._delete_tables([key, shared_of(key)])
+        await self._delete_tables(paths_tables(key))
 
     async def load_classes(self, manifest: Manifest) -> pa.Table | None:
         """The path classes `manifest` names; None if it names none, or they are gone."""
@@ -375,9 +399,11 @@ def coauthored_of(tally_key: str) -> str:
     return tally_key.removesuffix(".arrow") + ".coauthored.arrow"
 
 
-def shared_of(paths_key: str) -> str:
-    """Where the per-path state's shared churn is stored, beside its cells."""
-    return paths_key.removesuffix(".arrow") + ".shared.arrow"
+def paths_tables(paths_key: str) -> list[str]:
+    """The keys of the per-path state's tables (paths.PATH_TABLES' order): its cells at
+    `paths_key`, the others beside it."""
+    stem = paths_key.removesuffix(".arrow")
+    return [paths_key, *(f"{stem}.{name}.arrow" for name in ("shared", "recent", "entries"))]
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
