@@ -94,3 +94,27 @@ async def test_bad_or_unknown_prefixes(
     client, _ = served
     answer, _, body = await get(client, f"/api/v1/codebases/{CODEBASE}/analytics/paths?{query}")
     assert answer == status, body
+
+
+async def test_teams_answer_the_stored_document(
+    served: tuple[Client, dict[bytes, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """GET .../teams answers teams.json as the engine stored it (its figures are checked
+    against the oracle in test_paths_oracle.py), with an ETag that a poll can send back."""
+    client, _ = served
+    url = f"/api/v1/codebases/{CODEBASE}/analytics/teams"
+    answer, headers, body = await get(client, url)
+    assert answer == 200, body
+    stored = LocalStorage(tmp_path / "storage")
+    document = await stored.get(f"analytics/{CODEBASE}/teams.json")
+    assert document is not None
+    assert json.loads(body) == json.loads(document.data)
+    teams = json.loads(body)
+    assert [team["owner"] for team in teams["teams"]] == sorted(
+        {team["owner"] for team in teams["teams"]}, key=str.lower
+    )
+    assert teams["codeowners"] == {"path": ".github/CODEOWNERS", "problems": []}
+    again, _, _ = await get(client, url, **{"If-None-Match": headers["ETag"]})
+    assert again == 304
+    missing, _, _ = await get(client, "/api/v1/codebases/999999/analytics/teams")
+    assert missing == 404

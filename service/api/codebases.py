@@ -126,6 +126,12 @@ async def activity(request: web.Request) -> web.Response:
     return await _codebase_answer(request, "activity", planner)
 
 
+@routes.get(PREFIX + "/teams")
+@api_handler
+async def teams(request: web.Request) -> web.Response:
+    return await _codebase_answer(request, "teams")
+
+
 @routes.get(PREFIX + "/paths")
 @api_handler
 async def paths(request: web.Request) -> web.Response:

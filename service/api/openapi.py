@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from contract.documents import OrgSummary, Overview, Status
+from contract.documents import OrgSummary, Overview, Status, Teams
 from service.api import codebases, orgs
 from service.api.answers import etag_matches, json_answer, not_modified
 from service.api.models import (
@@ -184,6 +184,15 @@ ENDPOINTS = (
         "A directory's own figures and its direct children's, sorted and paginated.",
         PathsPage,
         (CODEBASE_ID, *PATHS, *PAGE),
+        True,
+    ),
+    Endpoint(
+        codebases.PREFIX + "/teams",
+        "getCodebaseTeams",
+        "Each CODEOWNERS owner's files at the default head and their figures, and the files"
+        " nobody owns.",
+        Teams,
+        (CODEBASE_ID,),
         True,
     ),
     Endpoint(

@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract import layout
 from contract.documents import (
+    TOP_HOTSPOTS,
     Activity,
     AuthoredTotals,
     Branch,
     Branches,
+    CodeownersProblem,
+    CodeownersSource,
     Contributor,
     ContributorActivity,
     Document,
@@ -26,15 +30,20 @@ from contract.documents import (
     PathEntry,
     PathPerson,
     PathsDirectory,
+    Team,
+    TeamFigures,
+    Teams,
     email_fields,
 )
 from contract.paths import display_path
 from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
 from worker.engine.classes import PathClass, classes_of
+from worker.engine.codeowners import CodeownersFile, parse_codeowners
 from worker.engine.paths import ENTRIES_SCHEMA, ROOT
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
+from worker.engine.teams import UNOWNED, TeamRow
 
 
 @dataclass(frozen=True)
@@ -355,5 +364,93 @@ def export_paths(
     )
 
 
+class Hotspot(NamedTuple):
+    """A file's hotspot (definition 14), for the org summary."""
+
+    path: str  # as contract/paths.py writes it
+    hotspot: int
+    recent_commits: int
+    lines: int
+
+
+def top_hotspots(figures: pa.Table, count: int = TOP_HOTSPOTS) -> list[Hotspot]:
+    """The files (paths.path_figures' rows) with the largest hotspots above 0, largest first,
+    ties by path."""
+    files = figures.filter(
+        pc.and_(pc.invert(figures.column("is_dir")), pc.greater(figures.column("hotspot"), 0))
+    )
+    top = files.sort_by([("hotspot", "descending"), ("path", "ascending")]).slice(0, count)
+    return [
+        Hotspot(display_path(row["path"]), row["hotspot"], row["recent_commits"], row["lines"])
+        for row in top.select(["path", "hotspot", "recent_commits", "lines"]).to_pylist()
+    ]
+
+
 def _document_name(path: bytes) -> str:
     return layout.paths_document(display_path(path))
+
+
+def teams_document(
+    codebase_id: int,
+    rows: list[TeamRow],
+    leaders: dict[str, tuple[list[tuple[int, int]], int]],
+    owners: dict[str, str],
+    found: CodeownersFile | None,
+    people: list[tuple[str, str]],
+    email_mode: EmailMode,
+    now: datetime,
+) -> Teams:
+    """The teams document: `rows` teams.team_figures', `leaders` paths.leaders' per owner key,
+    `owners` each key's owner as shown, `found` the CODEOWNERS file used."""
+    empty = TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0)
+    figures: dict[str, dict[str, object]] = {}
+    for row in rows:
+        top, bus = leaders.get(row.owner, ([], 0))
+        figures[row.owner] = {
+            **{name: getattr(row, name) for name in _TEAM_FIGURES},
+            "bus_factor": bus,
+            "top_contributors": [
+                PathPerson(
+                    name=people[kid][0],
+                    email_sha256=email_fields(people[kid][1], email_mode)[1],
+                    authored_churn=churn,
+                )
+                for kid, churn in top
+            ],
+        }
+    unowned = figures.pop(UNOWNED, None) or {
+        **{name: getattr(empty, name) for name in _TEAM_FIGURES},
+        "bus_factor": 0,
+        "top_contributors": [],
+    }
+    listed = [
+        Team.model_validate({"owner": owners.get(key, key), **values})
+        for key, values in figures.items()
+    ]
+    codeowners = None
+    if found is not None:
+        rules = parse_codeowners(found.data)
+        codeowners = CodeownersSource(
+            path=found.path,
+            problems=[
+                CodeownersProblem(line=problem.line, kind=str(problem.kind))
+                for problem in rules.problems
+            ],
+        )
+    return Teams(
+        codebase_id=codebase_id,
+        codeowners=codeowners,
+        teams=sorted(listed, key=lambda team: (team.owner.lower(), team.owner)),
+        unowned=TeamFigures.model_validate(unowned),
+        generated_at=now,
+    )
+
+
+_TEAM_FIGURES = (
+    "files",
+    "lines",
+    "commits",
+    "authored_additions_lines",
+    "authored_deletions_lines",
+    "contributors",
+)

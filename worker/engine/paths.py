@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from worker.engine.classes import CLASSES_SCHEMA, PathClass, classes_of
 from worker.engine.tally import Rules
+from worker.engine.teams import OWNERS_SCHEMA
 
 ROOT = b""
 
@@ -359,8 +360,9 @@ RECENT_SCHEMA = pa.schema(
 ENTRIES_SCHEMA = pa.schema(
     [("path", pa.binary()), ("is_dir", pa.bool_()), ("fingerprint", pa.binary())]
 )
-# The state's tables in the order they are stored (store.paths_tables).
-PATH_TABLES = (PATH_CELLS_SCHEMA, SHARED_SCHEMA, RECENT_SCHEMA, ENTRIES_SCHEMA)
+# The state's tables in the order they are stored (store.paths_tables): the owners of the
+# files at the head (worker/engine/teams.py) are kept with them.
+PATH_TABLES = (PATH_CELLS_SCHEMA, SHARED_SCHEMA, RECENT_SCHEMA, ENTRIES_SCHEMA, OWNERS_SCHEMA)
 # How far back from the default head's committer time a commit is recent (definition 14).
 RECENT_SECONDS = 90 * 86_400
 
@@ -406,14 +408,16 @@ def _earliest(*times: int | None) -> int | None:
 @dataclass
 class PathState:
     """The per-path cells, the churn of co-authored commits per path, the (path, commit) rows
-    of the commits authored within `window` (none when it is None: no default head), and the
-    entries of the documents last published from it."""
+    of the commits authored within `window` (none when it is None: no default head), the
+    entries of the documents last published from it, and the owners of the files at the
+    head."""
 
     cells: pa.Table
     shared: pa.Table
     recent: pa.Table
     window: Window | None
     entries: pa.Table = field(default_factory=ENTRIES_SCHEMA.empty_table)
+    owners: pa.Table = field(default_factory=OWNERS_SCHEMA.empty_table)
 
     @classmethod
     def empty(cls, window: Window | None) -> PathState:

@@ -32,9 +32,11 @@ from contract.documents import (
     Progress,
     RunState,
     Status,
+    Teams,
 )
 from contract.storage import Storage
 from worker.engine import classes as path_classes
+from worker.engine import codeowners, teams
 from worker.engine import paths as path_state
 from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
@@ -53,10 +55,13 @@ from worker.engine.errors import (
 )
 from worker.engine.export import (
     CodebaseFacts,
+    Hotspot,
     PathsExport,
     build_documents,
     export_paths,
     publish_documents,
+    teams_document,
+    top_hotspots,
 )
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
 from worker.engine.fetch import (
@@ -109,6 +114,8 @@ class RunResult:
     authored_contributor_keys: list[str] = field(default_factory=list)
     # What the run counted at a limit, for the status (Status.notices).
     notices: list[str] = field(default_factory=list)
+    # The files with the largest hotspots, for the org summary.
+    hotspots: list[Hotspot] = field(default_factory=list)
     # Seconds spent in each phase, in run order.
     phase_seconds: dict[Phase, float] = field(default_factory=dict)
 
@@ -309,6 +316,12 @@ class _Run:
     paths: path_state.PathState | None = None
     paths_key: str | None = None
     paths_export: PathsExport | None = None
+    hotspots: list[Hotspot] = field(default_factory=list)
+    # The CODEOWNERS file at the default head, its rules and digest; each team's commits.
+    codeowners_file: codeowners.CodeownersFile | None = None
+    codeowners_rules: codeowners.Codeowners | None = None
+    codeowners_digest: str | None = None
+    team_commits: dict[str, int] = field(default_factory=dict)
     # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
     # whether the codebase has a checkpoint to delete once the run commits.
     resumed: int = 0
@@ -383,6 +396,7 @@ async def _run_phases(run: _Run) -> RunResult:
         contributor_keys=_digests(row["key"] for row in aggregates.contributors if row["commits"]),
         authored_contributor_keys=_digests(aggregates.authored_keys),
         notices=_notices(aggregates, len(branch_facts), len(source.heads)),
+        hotspots=run.hotspots,
         phase_seconds=run.phase_seconds,
     )
 
@@ -616,7 +630,7 @@ async def aggregate(
         run.classes_key = await run.state.save_classes(classes)
     rules = run.rules = tallies.Rules(classes, ignored)
     rules_changed = reclassified or ignored != frozenset(manifest.ignored_revisions)
-    await _count_paths(run, source, parts, added, rules, rules_changed)
+    await _count_paths(run, source, parts, added, rules, rules_changed, table)
     tally = await run.state.load_tally(manifest)
     every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
     if tally is None or rules_changed:
@@ -640,6 +654,7 @@ async def _count_paths(
     added: list[PartFiles],
     rules: tallies.Rules,
     rules_changed: bool,
+    table: pa.Table,
 ) -> None:
     """The per-path state: counted again from every stored row when there is none, the rules
     changed or commits were removed (a minimum cannot be subtracted), else the added rows'
@@ -648,6 +663,7 @@ async def _count_paths(
     window = path_state.Window.at(_head_time(source))
     every = [(p.commits, p.files) for p in parts]
     state = await run.state.load_paths(run.manifest)
+    before = state
     if state is None or rules_changed or run.removed_rows is not None:
         counted = await asyncio.to_thread(path_state.count_parts, every, rules, window)
         # What was published stays what the documents are compared with.
@@ -665,7 +681,56 @@ async def _count_paths(
                 state = state.merge_cells(counted)
             recent = await asyncio.to_thread(path_state.recent_parts, every, window)
             state = state.with_recent(recent)
-    run.paths = state
+    run.paths = await asyncio.to_thread(
+        _count_teams, run, source, parts, added, table, state, before
+    )
+
+
+def _count_teams(
+    run: _Run,
+    source: _Source,
+    parts: list[PartFiles],
+    added: list[PartFiles],
+    table: pa.Table,
+    state: path_state.PathState,
+    before: path_state.PathState | None,
+) -> path_state.PathState:
+    """The owners of the files at the default head, the CODEOWNERS file's (only the files new
+    to the head matched when it is the one the kept owners were matched with), and each team's
+    commits (run.team_commits), counted again from the stored rows only for the teams whose
+    files changed otherwise than by gaining files with no history."""
+    found = None
+    if source.head is not None:
+        found = codeowners.find_codeowners(source.repo[source.head].peel(pygit2.Tree))
+    run.codeowners_file = found
+    rules = None if found is None else codeowners.parse_codeowners(found.data)
+    digest = ""
+    if found is not None:
+        digest = hashlib.sha256(found.path.encode() + b"\0" + found.data).hexdigest()
+    manifest = run.manifest
+    same = before is not None and manifest.codeowners == digest
+    known = before.owners if same and before is not None else None
+    owners = teams.update_owners(rules, table.column("path").combine_chunks(), known)
+    run.codeowners_digest = digest
+    kept = None if before is None or run.removed_rows is not None else before
+    stale = teams.stale_teams(
+        owners,
+        None if kept is None else kept.owners,
+        pa.array([], pa.binary()) if kept is None else pc.unique(kept.cells.column("path")),
+    )
+    added_rows = pa.concat_tables(
+        [pq.read_table(p.files, columns=["sha", "path"]) for p in added]
+        or [pa.table({"sha": pa.array([], pa.string()), "path": pa.array([], pa.binary())})]
+    )
+    run.team_commits = teams.update_commits(
+        owners,
+        manifest.team_commits if kept is not None else {},
+        stale,
+        added_rows,
+        [p.files for p in parts],
+    )
+    run.codeowners_rules = rules
+    return replace(state, owners=owners)
 
 
 def _stored_window(state: path_state.PathState | None) -> RecentWindow | None:
@@ -734,25 +799,25 @@ async def export(
         total_branches=len(source.heads),
     )
     documents = build_documents(facts, run.email_mode, now)
-    run.paths_export = await asyncio.to_thread(
-        _export_paths, run, source, aggregates, table, now, rules
+    paths, documents["teams"] = await asyncio.to_thread(
+        _export_paths, run, aggregates, table, now, rules
     )
     assert run.paths is not None, "the aggregate phase counts the paths"
-    state = replace(run.paths, entries=run.paths_export.entries)
+    run.paths_export = paths
+    state = replace(run.paths, entries=paths.entries)
     run.paths_key = await run.state.save_paths(state)
     return documents
 
 
 def _export_paths(
     run: _Run,
-    source: _Source,
     aggregates: Aggregates,
     table: pa.Table,
     now: datetime,
     rules: tallies.Rules,
-) -> PathsExport:
+) -> tuple[PathsExport, Teams]:
     """The paths documents that changed since the last run (every one after a run that did
-    not succeed), from the per-path state."""
+    not succeed), and the teams document, from the per-path state."""
     state, people, co_authored = run.paths, aggregates.people, aggregates.co_authored
     assert state is not None and people is not None and co_authored is not None
     cells = state.cells
@@ -767,13 +832,30 @@ def _export_paths(
         people.bots,
     )
     authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bots))
-    ranked = path_state.leaders(path_state.person_churn(cells, kids, authored, moves), people.keys)
+    churn = path_state.person_churn(cells, kids, authored, moves)
+    ranked = path_state.leaders(churn, people.keys)
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
     names = [shown.get(key, (key, key)) for key in people.keys]
     last = None if run.tidy or not state.entries.num_rows else state.entries
-    return export_paths(
+    paths = export_paths(
         run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now, last
     )
+    run.hotspots = top_hotspots(figures)
+    rows = teams.team_figures(
+        state.owners, path_state.head_lines(table), figures, cells, kids, run.team_commits
+    )
+    leaders = path_state.leaders(teams.team_churn(state.owners, churn), people.keys)
+    document = teams_document(
+        run.codebase_id,
+        rows,
+        {owner.decode(): ranked for owner, ranked in leaders.items()},
+        teams.shown_owners(run.codeowners_rules),
+        run.codeowners_file,
+        names,
+        run.email_mode,
+        now,
+    )
+    return paths, document
 
 
 async def _commit(
@@ -802,6 +884,8 @@ async def _commit(
             "classes_key": run.classes_key,
             "paths_key": run.paths_key,
             "paths_window": _stored_window(run.paths),
+            "team_commits": run.team_commits,
+            "codeowners": run.codeowners_digest,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
     )

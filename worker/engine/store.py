@@ -85,6 +85,10 @@ class Manifest(BaseModel):
     # it (paths_tables); the window of its recent rows.
     paths_key: str | None = None
     paths_window: RecentWindow | None = None
+    # Per team (worker/engine/teams.py, by owner key): its commits; what the owners kept with
+    # the per-path state were matched with (a digest of the CODEOWNERS file used, "" for none).
+    team_commits: dict[str, int] = {}
+    codeowners: str | None = None
 
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
@@ -307,7 +311,7 @@ class CodebaseState:
             if path is None:
                 return None
             tables.append(read_cells(path, schema))
-        cells, shared, recent, entries = tables
+        cells, shared, recent, entries, owners = tables
         window = manifest.paths_window
         return PathState(
             cells,
@@ -315,6 +319,7 @@ class CodebaseState:
             recent,
             None if window is None else Window(window.floor, window.ceiling, window.later),
             entries,
+            owners,
         )
 
     async def save_paths(self, state: PathState) -> str:
@@ -322,7 +327,7 @@ class CodebaseState:
         (with the state's window)."""
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
         keys = paths_tables(key)
-        tables = [state.cells, state.shared, state.recent, state.entries]
+        tables = [state.cells, state.shared, state.recent, state.entries, state.owners]
         # The cells last: the others are beside a key only once it is complete.
         await self._put_tables([*zip(tables[1:], keys[1:], strict=True), (tables[0], key)])
         return key
@@ -403,7 +408,8 @@ def paths_tables(paths_key: str) -> list[str]:
     """The keys of the per-path state's tables (paths.PATH_TABLES' order): its cells at
     `paths_key`, the others beside it."""
     stem = paths_key.removesuffix(".arrow")
-    return [paths_key, *(f"{stem}.{name}.arrow" for name in ("shared", "recent", "entries"))]
+    others = ("shared", "recent", "entries", "owners")
+    return [paths_key, *(f"{stem}.{name}.arrow" for name in others)]
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:
