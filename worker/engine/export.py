@@ -39,11 +39,11 @@ from contract.paths import display_path
 from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
 from worker.engine.classes import PathClass, classes_of
-from worker.engine.codeowners import CodeownersFile, parse_codeowners
+from worker.engine.codeowners import Codeowners, CodeownersFile
 from worker.engine.paths import ENTRIES_SCHEMA, ROOT
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
-from worker.engine.teams import UNOWNED, TeamRow
+from worker.engine.teams import UNOWNED, TeamRow, shown_owners
 
 
 @dataclass(frozen=True)
@@ -394,14 +394,15 @@ def teams_document(
     codebase_id: int,
     rows: list[TeamRow],
     leaders: dict[str, tuple[list[tuple[int, int]], int]],
-    owners: dict[str, str],
     found: CodeownersFile | None,
+    rules: Codeowners | None,
     people: list[tuple[str, str]],
     email_mode: EmailMode,
     now: datetime,
 ) -> Teams:
     """The teams document: `rows` teams.team_figures', `leaders` paths.leaders' per owner key,
-    `owners` each key's owner as shown, `found` the CODEOWNERS file used."""
+    `found` the CODEOWNERS file used and `rules` what it says."""
+    owners = shown_owners(rules)
     empty = TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0)
     figures: dict[str, dict[str, object]] = {}
     for row in rows:
@@ -428,8 +429,7 @@ def teams_document(
         for key, values in figures.items()
     ]
     codeowners = None
-    if found is not None:
-        rules = parse_codeowners(found.data)
+    if found is not None and rules is not None:
         codeowners = CodeownersSource(
             path=found.path,
             problems=[

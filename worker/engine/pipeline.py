@@ -702,16 +702,15 @@ def _count_teams(
     found = None
     if source.head is not None:
         found = codeowners.find_codeowners(source.repo[source.head].peel(pygit2.Tree))
-    run.codeowners_file = found
     rules = None if found is None else codeowners.parse_codeowners(found.data)
     digest = ""
     if found is not None:
         digest = hashlib.sha256(found.path.encode() + b"\0" + found.data).hexdigest()
+    run.codeowners_file, run.codeowners_rules, run.codeowners_digest = found, rules, digest
     manifest = run.manifest
     same = before is not None and manifest.codeowners == digest
     known = before.owners if same and before is not None else None
     owners = teams.update_owners(rules, table.column("path").combine_chunks(), known)
-    run.codeowners_digest = digest
     kept = None if before is None or run.removed_rows is not None else before
     stale = teams.stale_teams(
         owners,
@@ -729,7 +728,6 @@ def _count_teams(
         added_rows,
         [p.files for p in parts],
     )
-    run.codeowners_rules = rules
     return replace(state, owners=owners)
 
 
@@ -849,8 +847,8 @@ def _export_paths(
         run.codebase_id,
         rows,
         {owner.decode(): ranked for owner, ranked in leaders.items()},
-        teams.shown_owners(run.codeowners_rules),
         run.codeowners_file,
+        run.codeowners_rules,
         names,
         run.email_mode,
         now,

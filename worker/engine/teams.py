@@ -101,12 +101,13 @@ def stale_teams(
     return stale
 
 
-def commits_by_owner(rows: pa.Table, owners: pa.Table) -> dict[str, int]:
-    """Per owner: the distinct commits of `rows` (sha, path) that change one of its files."""
-    if not rows.num_rows or not owners.num_rows:
-        return {}
+def _owner_pairs(rows: pa.Table, owners: pa.Table) -> pa.Table:
+    """The distinct (owner, sha) of `rows` (sha, path) changing one of each owner's files."""
     joined = rows.select(["sha", "path"]).join(owners, "path", join_type="inner", use_threads=False)
-    pairs = joined.group_by(["owner", "sha"], use_threads=False).aggregate([])
+    return joined.group_by(["owner", "sha"], use_threads=False).aggregate([])
+
+
+def _per_owner(pairs: pa.Table) -> dict[str, int]:
     counted = pairs.group_by("owner", use_threads=False).aggregate([("sha", "count")])
     return dict(
         zip(
@@ -117,27 +118,24 @@ def commits_by_owner(rows: pa.Table, owners: pa.Table) -> dict[str, int]:
     )
 
 
+def commits_by_owner(rows: pa.Table, owners: pa.Table) -> dict[str, int]:
+    """Per owner: the distinct commits of `rows` (sha, path) that change one of its files."""
+    if not rows.num_rows or not owners.num_rows:
+        return {}
+    return _per_owner(_owner_pairs(rows, owners))
+
+
 def count_commits(parts: Sequence[Path], owners: pa.Table) -> dict[str, int]:
     """commits_by_owner over every stored file row (Parquet parts), the given owners' only."""
-    if not owners.num_rows:
+    if not owners.num_rows or not parts:
         return {}
     pairs = []
     for files in parts:
         rows = pq.read_table(files, columns=["sha", "path"])
         rows = rows.filter(pc.is_in(rows.column("path"), value_set=owners.column("path")))
-        joined = rows.join(owners, "path", join_type="inner", use_threads=False)
-        pairs.append(joined.group_by(["owner", "sha"], use_threads=False).aggregate([]))
-    if not pairs:
-        return {}
+        pairs.append(_owner_pairs(rows, owners))
     distinct = pa.concat_tables(pairs).group_by(["owner", "sha"], use_threads=False).aggregate([])
-    counted = distinct.group_by("owner", use_threads=False).aggregate([("sha", "count")])
-    return dict(
-        zip(
-            counted.column("owner").to_pylist(),
-            counted.column("sha_count").to_pylist(),
-            strict=True,
-        )
-    )
+    return _per_owner(distinct)
 
 
 def update_commits(
