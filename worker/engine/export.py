@@ -174,10 +174,26 @@ def build_documents(
     }
 
 
+# When a document was generated: left out of what it says.
+_GENERATED = ("generated_at", "updated_at")
+
+
 def content_hash(document: Document) -> str:
     """A hash of what a document says, leaving out when it was generated."""
-    body = document.model_dump_json(exclude={"generated_at", "updated_at"})
+    body = document.model_dump_json(exclude=set(_GENERATED))
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def body_and_hash(document: Document) -> tuple[bytes, str]:
+    """The document's JSON and its content_hash, serialized once: every document ends with
+    when it was generated, so what it says is its JSON without that last member (the 3 MB
+    documents of a long history cost a second serialization otherwise)."""
+    body = document.to_json()
+    last = list(type(document).model_fields)[-1]
+    cut = body.rfind(b',"%s":' % last.encode()) if last in _GENERATED else -1
+    if cut < 0:
+        return body, content_hash(document)
+    return body, hashlib.sha256(body[:cut] + b"}").hexdigest()
 
 
 async def publish_documents(
@@ -196,14 +212,14 @@ async def publish_documents(
     now_published = {}
     for name, document in documents.items():
         key = layout.codebase_document(codebase_id, name)
-        digest = content_hash(document)
+        body, digest = body_and_hash(document)
         last = published.get(name)
         if last is not None and last.hash == digest:
             stored = await storage.stat(key) if verify else None
             if not verify or (stored is not None and stored.version == last.version):
                 now_published[name] = last
                 continue
-        await storage.put(key, document.to_json())
+        await storage.put(key, body)
         # The version a metadata read gives (a local folder's is not the ETag a write returns).
         written = await storage.stat(key)
         if written is None:
