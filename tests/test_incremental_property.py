@@ -533,7 +533,7 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
         index = ShaIndex(state_cache_dir(work, CODEBASE_ID))
         if index.reflects(incremental["parts"]):
             stored = self.repo.git("rev-list", "--branches").split()
-            assert index.path.read_bytes() == bytes.fromhex("".join(sorted(stored)))
+            assert index.contents() == bytes.fromhex("".join(sorted(stored)))
         overview, status = incremental["overview"], incremental["status"]
         assert overview["total_commits"] == after
         for side in ("additions_lines", "deletions_lines"):
