@@ -276,24 +276,46 @@ def bus_factor(churns: list[int]) -> int:
 
 def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
     """Per path: its top people as (kid, churn), most churn first, ties by key; and its bus
-    factor."""
+    factor. Ranked in Arrow: only each path's top rows and its bus factor reach Python."""
+    if not churn.num_rows:
+        return {}
     key = pc.take(pa.array(keys, pa.string()), churn.column("kid"))
     ordered = churn.append_column("key", key).sort_by(
         [("path", "ascending"), ("churn", "descending"), ("key", "ascending")]
     )
-    paths = ordered.column("path").to_pylist()
-    kids = ordered.column("kid").to_pylist()
-    churns = ordered.column("churn").to_pylist()
-    result: dict[bytes, tuple[list[tuple[int, int]], int]] = {}
-    start = 0
-    while start < len(paths):
-        end = start
-        while end < len(paths) and paths[end] == paths[start]:
-            end += 1
-        top = list(zip(kids[start:end], churns[start:end], strict=True))
-        result[paths[start]] = (top[:TOP_CONTRIBUTORS], bus_factor(churns[start:end]))
-        start = end
+    paths = ordered.column("path")
+    churns = ordered.column("churn")
+    index = pa.array(range(ordered.num_rows), pa.int64())
+    # Each row's rank within its path, and the churn held by the people up to it.
+    starts = pc.cumulative_max(pc.if_else(_starts(paths), index, 0))
+    rank = pc.subtract(index, starts)
+    held = pc.cumulative_sum(churns)
+    before = pc.subtract(pc.take(held, starts), pc.take(churns, starts))
+    held = pc.subtract(held, before)
+    ranked = ordered.append_column("rank", rank).append_column("held", held)
+    totals = ranked.group_by("path", use_threads=False).aggregate([("churn", "sum")])
+    total = pc.take(totals.column("churn_sum"), pc.index_in(paths, value_set=totals.column("path")))
+    majority = ranked.filter(pc.greater(pc.multiply(held, 2), total))
+    bus = majority.group_by("path", use_threads=False).aggregate([("rank", "min")])
+    result: dict[bytes, tuple[list[tuple[int, int]], int]] = {
+        path: ([], low + 1)
+        for path, low in zip(
+            bus.column("path").to_pylist(), bus.column("rank_min").to_pylist(), strict=True
+        )
+    }
+    top = ranked.filter(pc.less(rank, TOP_CONTRIBUTORS)).select(["path", "kid", "churn"])
+    for path, kid, amount in zip(*top.to_pydict().values(), strict=True):
+        result.setdefault(path, ([], 0))[0].append((kid, amount))
     return result
+
+
+def _starts(paths: pa.ChunkedArray) -> pa.Array:
+    """Whether each row's path differs from the row before's (the first row's does)."""
+    values = paths.combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths
+    if not len(values):
+        return pa.array([], pa.bool_())
+    earlier = pa.concat_arrays([pa.array([None], values.type), values.slice(0, len(values) - 1)])
+    return pc.fill_null(pc.not_equal(values, earlier), True)
 
 
 def head_lines(snapshot: pa.Table) -> pa.Table:
