@@ -6,12 +6,17 @@ import hashlib
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # 2: authored figures (DESIGN.md definitions 9-13): overview.authored and .excluded, the
 # authored_* fields of activity and ownership, ownership's is_bot and co_authored_commits, the
 # contributor_activity document, org_summary.authored.
-SCHEMA_VERSION = 2
+# 3: paths and teams (definitions 14 and 15): the per-directory paths documents, the teams
+# document, org_summary.top_hotspots.
+SCHEMA_VERSION = 3
+
+# How many hotspots a codebase gives its org, and the org summary lists.
+TOP_HOTSPOTS = 10
 
 CODEBASE_DOCUMENTS = (
     "overview",
@@ -19,6 +24,7 @@ CODEBASE_DOCUMENTS = (
     "activity",
     "ownership",
     "contributor_activity",
+    "teams",
     "status",
 )
 
@@ -229,6 +235,88 @@ class ContributorActivity(Document):
     generated_at: datetime
 
 
+class PathPerson(BaseModel):
+    name: str
+    email_sha256: str | None
+    authored_churn: int
+
+
+class PathEntry(BaseModel):
+    """One directory or file ever changed (definition 14), its path written in full from the
+    root as contract/paths.py writes paths ("" is the root)."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    path: str
+    kind: str  # "dir" or "file"
+    class_: str | None = Field(alias="class")  # a file's path class; null for a directory
+    commits: int
+    additions_lines: int
+    deletions_lines: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    contributors: int
+    first_commit_at: datetime
+    last_commit_at: datetime
+    recent_commits: int
+    lines: int | None  # at the default head; null when nothing is there
+    top_contributors: list[PathPerson]
+    bus_factor: int
+    hotspot: int
+
+
+class PathsDirectory(Document):
+    """A directory's own entry and its direct children's: one stored object per directory, so
+    that a request reads one bounded object."""
+
+    codebase_id: int
+    path: str
+    entry: PathEntry
+    paths: list[PathEntry]
+    generated_at: datetime
+
+
+class TeamFigures(BaseModel):
+    """The figures of a set of files at the default head (definition 15): a team's, or those
+    nobody owns."""
+
+    files: int
+    lines: int
+    commits: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    contributors: int
+    bus_factor: int
+    top_contributors: list[PathPerson]
+
+
+class Team(TeamFigures):
+    owner: str  # as the first CODEOWNERS line naming it writes it (grouped ignoring case)
+
+
+class CodeownersProblem(BaseModel):
+    """A CODEOWNERS line GitHub skips (line null: the whole file), and why."""
+
+    line: int | None
+    kind: str
+
+
+class CodeownersSource(BaseModel):
+    path: str  # where it was found: .github/CODEOWNERS, CODEOWNERS or docs/CODEOWNERS
+    problems: list[CodeownersProblem]
+
+
+class Teams(Document):
+    """Each CODEOWNERS owner's files at the default head and their figures, sorted by owner;
+    the files nobody owns; the CODEOWNERS file used (null when there is none)."""
+
+    codebase_id: int
+    codeowners: CodeownersSource | None
+    teams: list[Team]
+    unowned: TeamFigures
+    generated_at: datetime
+
+
 class Progress(BaseModel):
     done: int
     total: int
@@ -277,6 +365,17 @@ class OrgLanguage(BaseModel):
     files: int
 
 
+class OrgHotspot(BaseModel):
+    """A file among the org's hotspots (definition 14: recent commits x lines at the head)."""
+
+    codebase_id: int
+    full_name: str
+    path: str  # as contract/paths.py writes it
+    hotspot: int
+    recent_commits: int
+    lines: int
+
+
 class OrgSummary(Document):
     org_id: int
     org_login: str
@@ -290,6 +389,9 @@ class OrgSummary(Document):
     languages: list[OrgLanguage]
     # Summed over the codebases; contributors distinct across them.
     authored: AuthoredTotals
+    # The files with the largest hotspot across the codebases, most first (ties by codebase
+    # and path); at most TOP_HOTSPOTS, none with a hotspot of 0.
+    top_hotspots: list[OrgHotspot] = []
     updated_at: datetime
 
 

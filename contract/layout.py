@@ -1,8 +1,24 @@
 """Where everything lives in storage (one prefix, S3 or a local folder)."""
 
+import hashlib
+
 
 def codebase_document(codebase_id: int, name: str) -> str:
     return f"analytics/{codebase_id}/{name}.json"
+
+
+PATHS_PREFIX = "paths/"
+
+
+def paths_document(path_text: str) -> str:
+    """The name (for codebase_document) of a directory's paths document, by the directory's
+    text (contract/paths.py; "" for the root)."""
+    return PATHS_PREFIX + hashlib.sha256(path_text.encode()).hexdigest()
+
+
+def paths_documents(codebase_id: int) -> str:
+    """The prefix of a codebase's paths documents' keys."""
+    return f"analytics/{codebase_id}/{PATHS_PREFIX}"
 
 
 def org_document(org_id: int, name: str) -> str:

@@ -11,7 +11,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from contract.documents import AuthoredTotals, CodebaseRow, CodebasesList, OrgLanguage, OrgSummary
+from contract.documents import (
+    TOP_HOTSPOTS,
+    AuthoredTotals,
+    CodebaseRow,
+    CodebasesList,
+    OrgHotspot,
+    OrgLanguage,
+    OrgSummary,
+)
 
 
 def _no_authored_work() -> AuthoredTotals:
@@ -39,6 +47,8 @@ class CodebaseContribution(BaseModel):
     # export.
     authored: AuthoredTotals = Field(default_factory=_no_authored_work)
     authored_contributor_keys: list[str] = []
+    # Its files with the largest hotspots (before schema 3: none until its next export).
+    hotspots: list[OrgHotspot] = []
 
 
 class OrgState(BaseModel):
@@ -80,8 +90,16 @@ def summarize(state: OrgState, visible: set[int] | None, now: datetime) -> OrgSu
         total_lines=sum(c.row.total_lines for c in exported),
         languages=sorted(languages.values(), key=lambda lang: (-lang.bytes, lang.language)),
         authored=_authored(exported),
+        top_hotspots=top_hotspots(exported),
         updated_at=now,
     )
+
+
+def top_hotspots(exported: list[CodebaseContribution]) -> list[OrgHotspot]:
+    """The codebases' hotspots, largest first, ties by codebase id and path."""
+    found = [spot for c in exported for spot in c.hotspots if spot.hotspot > 0]
+    found.sort(key=lambda spot: (-spot.hotspot, spot.codebase_id, spot.path))
+    return found[:TOP_HOTSPOTS]
 
 
 def _authored(exported: list[CodebaseContribution]) -> AuthoredTotals:

@@ -35,8 +35,10 @@ from contract import layout
 from contract.documents import CODEBASE_DOCUMENTS
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
+from worker.engine.paths import PATH_TABLES
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
+from worker.engine.store import paths_tables
 from worker.engine.tally import read_cells
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
@@ -52,6 +54,7 @@ RUN_TIMESTAMPS = {
     "activity": {"generated_at"},
     "ownership": {"generated_at"},
     "contributor_activity": {"generated_at"},
+    "teams": {"generated_at"},
     "status": {"updated_at", "last_run", "last_success_at"},
 }
 
@@ -117,6 +120,16 @@ ATTRIBUTES = st.tuples(
     st.sampled_from(ATTRIBUTE_FILES),
     st.lists(ATTRIBUTE_LINES, max_size=3).map(lambda ls: "".join(f"{p} {a}\n" for p, a in ls)),
 )
+# CODEOWNERS in each of GitHub's three places, its lines naming owners in two cases, or nobody.
+CODEOWNERS_FILES = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
+CODEOWNERS_LINES = st.tuples(
+    st.sampled_from(["*", "*.md", "src/", "/web/", "deep/**", "vendor/", "docs/*", "*.txt"]),
+    st.sampled_from(["@acme/core", "@Acme/Core @bob", "@bob", "", "dev@example.com @ACME/core"]),
+)
+CODEOWNERS = st.tuples(
+    st.sampled_from(CODEOWNERS_FILES),
+    st.lists(CODEOWNERS_LINES, max_size=3).map(lambda ls: "".join(f"{p} {o}\n" for p, o in ls)),
+)
 # Long enough ago that every branch is stale at any run, so `stale` cannot flip between runs.
 START = datetime(2021, 1, 4, 9, 0, tzinfo=UTC)
 
@@ -154,6 +167,7 @@ class Commit(NamedTuple):
     changes: list[tuple[str, Content]]
     mailmap: str | None  # None leaves .mailmap alone, "" deletes it
     attributes: tuple[str, str] | None  # (file, content): "" deletes it; None leaves them
+    owners: tuple[str, str] | None  # a CODEOWNERS file, as `attributes`
     co_authors: list[int]  # indices into CO_AUTHORS, repeats allowed: the message's trailers
     empty: bool  # commit nothing at all (--allow-empty)
     author: int  # an index into AUTHORS
@@ -167,10 +181,13 @@ COMMIT = st.builds(
     ),
     mailmap=st.sampled_from([None, None, None, None, *MAILMAPS, ""]),
     attributes=st.one_of(st.none(), st.none(), st.none(), ATTRIBUTES),
+    owners=st.one_of(st.none(), st.none(), st.none(), CODEOWNERS),
     co_authors=st.lists(st.integers(0, len(CO_AUTHORS) - 1), max_size=3),
     empty=st.sampled_from([False, False, False, False, True]),
     author=st.integers(min_value=0, max_value=len(AUTHORS) - 1),
-    minutes=st.integers(min_value=1, max_value=4 * 24 * 60),
+    # Now and then a gap of weeks to months: commits leave the paths' 90-day window.
+    minutes=st.integers(min_value=1, max_value=4 * 24 * 60)
+    | st.integers(min_value=30 * 24 * 60, max_value=100 * 24 * 60),
 )
 PUSH = st.lists(COMMIT, min_size=1, max_size=3)
 
@@ -209,6 +226,26 @@ async def _sync_and_read(
             "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
             "punch_card": state["punch_card"],
         }
+        # The per-path state too: its cells, the shared churn of co-authored commits, the
+        # recent rows and their window, the published entries' fingerprints.
+        keys = paths_tables(state["paths_key"])
+        for name, key, schema in zip(
+            ("cells", "shared", "recent", "entries", "owners"), keys, PATH_TABLES, strict=True
+        ):
+            stored_rows = await storage.get(key)
+            assert stored_rows is not None
+            table = read_cells(stored_rows.data, schema).to_pylist()
+            rows = sorted(table, key=lambda row: repr(sorted(row.items())))
+            documents[f"path_{name}"] = {"rows": rows}
+        documents["path_window"] = {"window": state["paths_window"]}
+        documents["path_teams"] = {k: state[k] for k in ("team_commits", "codeowners")}
+        # And every directory's paths document, as published, whichever run wrote it.
+        for key in await storage.list(layout.paths_documents(CODEBASE_ID)):
+            stored = await storage.get(key)
+            assert stored is not None
+            directory = json.loads(stored.data)
+            del directory["generated_at"]
+            documents[key] = directory
         documents["parts"] = [part["name"] for part in state["parts"]]
     finally:
         await storage.close()
@@ -271,9 +308,10 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
             changes = list(commit.changes)
             if commit.mailmap is not None:
                 changes.append((".mailmap", commit.mailmap or None))
-            if commit.attributes is not None:
-                name, text = commit.attributes
-                changes.append((name, text or None))
+            for given in (commit.attributes, commit.owners):
+                if given is not None:
+                    name, text = given
+                    changes.append((name, text or None))
             for path, content in changes:
                 if isinstance(content, Link):
                     self.repo.symlink(path, content.target)
@@ -484,12 +522,18 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
                 name, scratch[name]
             ), f"{name}: the incremental run differs from the run from scratch"
         assert incremental["tally"] == scratch["tally"], "the tally differs from a fresh count"
+        path_state = ("cells", "shared", "recent", "window", "entries", "owners", "teams")
+        for name in [f"path_{part}" for part in path_state]:
+            assert incremental[name] == scratch[name], f"{name} differs from a fresh count"
+        directories = {k for k in scratch.keys() | incremental.keys() if k.startswith("analytics/")}
+        for key in sorted(directories):
+            assert incremental.get(key) == scratch.get(key), f"{key}: differs from a fresh run"
         # The local index of stored shas, when it is current (a run that lost it and did not
         # need it leaves it to the next that does).
         index = ShaIndex(state_cache_dir(work, CODEBASE_ID))
         if index.reflects(incremental["parts"]):
             stored = self.repo.git("rev-list", "--branches").split()
-            assert index.path.read_bytes() == bytes.fromhex("".join(sorted(stored)))
+            assert index.contents() == bytes.fromhex("".join(sorted(stored)))
         overview, status = incremental["overview"], incremental["status"]
         assert overview["total_commits"] == after
         for side in ("additions_lines", "deletions_lines"):

@@ -11,19 +11,21 @@ import pytest
 
 from contract import layout
 from contract.documents import (
+    TOP_HOTSPOTS,
     AuthoredTotals,
     CodebaseRow,
     CodebasesList,
     Excluded,
     ExcludedFigures,
     LanguageShare,
+    OrgHotspot,
     OrgLanguage,
     OrgSummary,
     Overview,
     RunState,
     Status,
 )
-from contract.org_state import CodebaseContribution, OrgState, org_state_key
+from contract.org_state import CodebaseContribution, OrgState, org_state_key, summarize
 from contract.registry import CodebaseEntry
 from contract.storage import Storage
 from worker.jobs.org_files import (
@@ -273,3 +275,30 @@ async def test_an_org_state_stored_before_the_authored_figures_still_loads(
     assert state.codebases["1001"].authored_contributor_keys == []
     assert summary.total_commits == 2 + 3
     assert summary.authored == contribution(2).authored
+
+
+async def test_the_summary_lists_the_top_hotspots_across_codebases(storage: Storage) -> None:
+    """Each codebase gives its top files; the summary keeps the largest TOP_HOTSPOTS of all,
+    ties by codebase and path, and only of the codebases the caller sees."""
+    for i in (1, 2, 3):
+        spots = [
+            OrgHotspot(
+                codebase_id=1000 + i,
+                full_name=f"acme/repo-{i:02d}",
+                path=f"src/f{n}.py",
+                hotspot=(n * i) % 7,
+                recent_commits=n,
+                lines=i,
+            )
+            for n in range(8)
+        ]
+        given = contribution(i).model_copy(update={"hotspots": spots})
+        await merge_codebase_into_org(storage, ORG_ID, ORG_LOGIN, 1000 + i, given)
+    summary, _, state = await read_org_files(storage)
+    every = [spot for c in state.codebases.values() for spot in c.hotspots if spot.hotspot]
+    expected = sorted(every, key=lambda s: (-s.hotspot, s.codebase_id, s.path))[:TOP_HOTSPOTS]
+    assert summary.top_hotspots == expected
+    assert len(expected) == TOP_HOTSPOTS and all(spot.hotspot > 0 for spot in expected)
+    assert expected[0].hotspot == 6 and len({s.codebase_id for s in expected}) > 1
+    seen = summarize(state, {1002}, NOW).top_hotspots
+    assert seen and {spot.codebase_id for spot in seen} == {1002}

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from contract import layout
-from contract.documents import EmailMode
+from contract.documents import TOP_HOTSPOTS, EmailMode
+from contract.paths import display_path, raw_path
 from contract.storage.local import LocalStorage
 from tests.support.authored import Identity
 from tests.support.gitrepos import Author, GitRepo, git_line_totals
@@ -666,18 +667,17 @@ PATH_FIELDS = (
 
 
 def path_bytes(text: str) -> bytes:
-    """A path as a document writes it, back to git's bytes (assumed: undecodable bytes kept as
-    surrogates, as JSON can escape them)."""
-    return text.encode("utf-8", "surrogateescape")
+    """A path as a document writes it (contract/paths.py), back to git's bytes."""
+    return raw_path(text)
 
 
 def path_text(path: bytes) -> str:
-    return path.decode("utf-8", "surrogateescape")
+    return display_path(path)
 
 
 def from_document(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A stored entry in the oracle's terms: its fields the oracle computes, path as bytes, times
-    parsed. Assumed: paths as text that encodes back to the bytes with surrogateescape."""
+    parsed."""
     row = {key: entry[key] for key in PATH_FIELDS}
     row["path"] = path_bytes(row["path"])
     for key in ("first_commit_at", "last_commit_at"):
@@ -788,7 +788,6 @@ async def engine_documents(repo: GitRepo, root: Path) -> tuple[list[dict[str, An
         await storage.close()
 
 
-@pytest.mark.skip(reason="the engine's paths phase is not written yet")
 async def test_engine_paths_equal_the_oracle(
     fixture_repo: PathsRepo, rows: dict[bytes, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -796,10 +795,29 @@ async def test_engine_paths_equal_the_oracle(
     check_paths_objects(stored, rows)
 
 
-@pytest.mark.skip(reason="the engine's teams phase is not written yet")
 async def test_engine_teams_equal_the_oracle(
     fixture_repo: PathsRepo, history: PathHistory, tmp_path: Path
 ) -> None:
     _, teams = await engine_documents(fixture_repo.repo, tmp_path)
     assert teams is not None, "teams.json was not written"
     check_teams_document(teams, teams_oracle(history, FIXTURE_OWNERS))
+
+
+async def test_the_run_gives_its_top_hotspots(
+    fixture_repo: PathsRepo, rows: dict[bytes, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The files with the largest hotspots, for the org summary: the oracle's, largest first,
+    ties by path."""
+    storage = LocalStorage(tmp_path / "storage")
+    try:
+        result = await analyze_codebase(str(fixture_repo.repo.path), storage, 9, tmp_path / "work")
+    finally:
+        await storage.close()
+    files = [row for row in rows.values() if row["kind"] == "file" and row["hotspot"] > 0]
+    files.sort(key=lambda row: (-row["hotspot"], row["path"]))
+    expected = [
+        (path_text(row["path"]), row["hotspot"], row["recent_commits"], row["lines"])
+        for row in files[:TOP_HOTSPOTS]
+    ]
+    assert expected, "the fixture has no hotspot"
+    assert [tuple(spot) for spot in result.hotspots] == expected

@@ -5,13 +5,17 @@ and cells counted a part at a time and merged equal cells counted at once."""
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract import layout
+from contract.documents import EmailMode
 from worker.engine.classes import CLASSES_SCHEMA, PathClass
+from worker.engine.export import export_paths
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import (
     ROOT,
@@ -231,3 +235,97 @@ def test_bus_factor() -> None:
     assert bus_factor([5, 5]) == 2  # half is not more than half
     assert bus_factor([6, 5]) == 1
     assert bus_factor([3, 3, 3]) == 2
+
+
+def test_each_directory_lists_its_direct_children() -> None:
+    """export_paths: one object per directory (the root too), each with its own entry and its
+    direct children's, files with their class, paths written as text; then only the directories
+    whose entry or children's entries changed."""
+    commit_rows, file_rows, ignored = rows_of(
+        [(("Ann", "ann@x.org"), 10, [(p, 1, 0) for p in PATHS], False)]
+    )
+    rules = Rules(CLASSES, frozenset(ignored))
+    cells = path_cells(commit_rows, path_commits(file_rows, rules), rules)
+    kids = pa.array([0] * cells.num_rows, pa.int32())
+    bots = pa.array([False] * cells.num_rows, pa.bool_())
+    lines = pa.table({"path": pa.array([], pa.binary()), "lines": pa.array([], pa.int64())})
+    recent = pa.table(
+        {"path": pa.array([], pa.binary()), "recent_commits": pa.array([], pa.int64())}
+    )
+    figures = path_figures(cells, kids, bots, lines, recent)
+    authored = pa.compute.invert(cells.column("ignored"))
+    moves = pa.table(
+        {
+            "path": pa.array([], pa.binary()),
+            "kid": pa.array([], pa.int32()),
+            "churn": pa.array([], pa.int64()),
+        }
+    )
+    ranked = leaders(person_churn(cells, kids, authored, moves), ["ann@x.org"])
+    people = [("Ann", "ann@x.org")]
+    now = datetime.now(UTC)
+    exported = export_paths(7, figures, ranked, CLASSES, people, EmailMode.PLAIN, now, None)
+    assert exported.gone == []
+    documents = {doc.path: doc for doc in exported.documents.values()}
+    assert exported.documents == {layout.paths_document(p): d for p, d in documents.items()}
+
+    listed = {path: [e.path for e in doc.paths] for path, doc in documents.items()}
+    # `a` and `a/b` were files once and directories since: directories.
+    assert listed == {
+        "": ["a", "vendor", "x"],
+        "a": ["a/b", "a/e"],
+        "a/b": ["a/b/c.py", "a/b/d.md"],
+        "vendor": ["vendor/v.js"],
+        "x": ["x/\\xff"],
+        "x/\\xff": ["x/\\xff/y.js"],
+    }
+    entries = {e.path: e for doc in documents.values() for e in doc.paths}
+    assert entries["a/b/d.md"].class_ == "documentation"
+    assert entries["vendor/v.js"].class_ == "vendored"
+    assert entries["a/e"].class_ == "source"
+    assert entries["a/b"].kind == "dir" and entries["a/b"].class_ is None
+    root = documents[""].entry
+    assert (root.path, root.kind, root.commits) == ("", "dir", 1)
+    assert root.additions_lines == len(PATHS)
+    assert [p.name for p in root.top_contributors] == ["Ann"]
+    assert '"class":' in documents["a/b"].paths[0].model_dump_json()
+
+    # Nothing changed: nothing to write. One file's figure changed: its directory and the
+    # directories whose entries change with it (each ancestor's own figures, listed in its
+    # parent's document) are written again.
+    again = export_paths(
+        7, figures, ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
+    )
+    assert (again.documents, again.gone) == ({}, [])
+    assert again.entries.equals(exported.entries)
+    bumped = figures.set_column(
+        figures.column_names.index("commits"),
+        "commits",
+        pa.array(
+            [
+                n + (path in (b"a/b/c.py", b"a/b", b"a", ROOT))
+                for path, n in zip(
+                    figures.column("path").to_pylist(),
+                    figures.column("commits").to_pylist(),
+                    strict=True,
+                )
+            ],
+            pa.int64(),
+        ),
+    )
+    changed = export_paths(
+        7, bumped, ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
+    )
+    assert sorted(doc.path for doc in changed.documents.values()) == ["", "a", "a/b"]
+    assert changed.documents[layout.paths_document("a/b")].paths[0].commits == 2
+
+    # A directory no longer there (its changes removed): its document is deleted, its parent's
+    # written again without it.
+    kept = pa.compute.invert(
+        pa.compute.starts_with(figures.column("path").cast(pa.string(), safe=False), "vendor")
+    )
+    fewer = export_paths(
+        7, figures.filter(kept), ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
+    )
+    assert fewer.gone == [layout.paths_document("vendor")]
+    assert [doc.path for doc in fewer.documents.values()] == [""]

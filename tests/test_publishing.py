@@ -7,11 +7,23 @@ token put in the lock's place mid-run (tests/support/jobs.py).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from contract import layout
+from contract.documents import (
+    Activity,
+    Branches,
+    ContributorActivity,
+    Document,
+    Overview,
+    Ownership,
+    PathsDirectory,
+    Status,
+    Teams,
+)
 from contract.redis_keys import codebase_lock_key
 from contract.storage import StorageError
 from contract.storage.local import LocalStorage
@@ -19,10 +31,21 @@ from tests.support.documents import assert_equals_a_clean_run, read_documents
 from tests.support.gitrepos import GitRepo
 from tests.support.jobs import HookedStorage, Org
 from tests.support.storage_faults import RefusingStorage
+from worker.engine.export import body_and_hash, content_hash
 from worker.engine.pipeline import analyze_codebase
 from worker.engine.store import Manifest
 
 CODEBASE = 1
+DOCUMENT_MODELS: dict[str, type[Document]] = {
+    "overview": Overview,
+    "branches": Branches,
+    "activity": Activity,
+    "ownership": Ownership,
+    "contributor_activity": ContributorActivity,
+    "teams": Teams,
+    "status": Status,
+    "paths": PathsDirectory,
+}
 
 
 async def analyze(repo: GitRepo, storage: LocalStorage, work: Path) -> None:
@@ -128,3 +151,29 @@ async def test_what_an_unfinished_run_uploaded_is_collected_by_the_next(
     assert stored is not None
     assert after == Manifest.model_validate_json(stored.data).objects()
     await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
+
+
+async def test_the_hash_of_what_a_document_says_leaves_out_only_when_it_was_made(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """Publishing serializes each document once and hashes it without its generation time: the
+    same hash as a serialization that leaves the time out, for every document a run makes."""
+    git_repo.commit({"a.py": "a = 1\n", "docs/b.md": "# b\n"})
+    storage = LocalStorage(tmp_path / "storage")
+    await analyze(git_repo, storage, tmp_path / "work")
+    checked = 0
+    for key in await storage.list(f"analytics/{CODEBASE}/"):
+        stored = await storage.get(key)
+        assert stored is not None
+        name = key.removeprefix(f"analytics/{CODEBASE}/").removesuffix(".json")
+        model = DOCUMENT_MODELS[name.split("/")[0]]
+        document = model.model_validate_json(stored.data)
+        body, digest = body_and_hash(document)
+        assert body == document.to_json() == stored.data
+        assert digest == content_hash(document)
+        made = list(type(document).model_fields)[-1]
+        assert made in ("generated_at", "updated_at")
+        later = document.model_copy(update={made: datetime(2030, 1, 1, tzinfo=UTC)})
+        assert body_and_hash(later)[1] == digest and body_and_hash(later)[0] != body
+        checked += 1
+    assert checked >= 7

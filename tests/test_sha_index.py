@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitRepo
+from worker.engine import sha_index
 from worker.engine.pipeline import analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
 from worker.engine.store import CodebaseState, stored_shas
@@ -44,7 +46,7 @@ def test_it_answers_as_the_parts_do_after_each_advance(tmp_path: Path) -> None:
     expected = {sha(n) for n in range(0, 90)} - {sha(3), sha(60)}
     # The advanced index answers without reading the parts (these files do not say 3 is gone).
     assert index.among(new_parts, everything) == expected
-    assert index.path.read_bytes() == bytes.fromhex("".join(sorted(expected)))
+    assert index.contents() == bytes.fromhex("".join(sorted(expected)))
     assert rebuilt.among(new_parts, everything) == {sha(n) for n in range(0, 90)}
 
 
@@ -76,4 +78,33 @@ async def test_the_engine_keeps_it_equal_to_the_stored_commits(
     stored = stored_shas(parts)
     assert stored == set(git_repo.git("rev-list", "--branches").split())
     assert state.sha_index.reflects(ref.name for ref in manifest.parts)
-    assert state.sha_index.path.read_bytes() == bytes.fromhex("".join(sorted(stored)))
+    assert state.sha_index.contents() == bytes.fromhex("".join(sorted(stored)))
+
+
+def test_a_push_writes_the_journal_and_a_long_journal_goes_into_the_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Advancing writes only the small journal until it reaches a sixteenth of the base (at
+    least MIN_JOURNAL shas); then the base is rewritten with it. Answers are the same either
+    way, removals of journalled shas and re-additions of removed ones included."""
+    monkeypatch.setattr(sha_index, "MIN_JOURNAL", 4)
+    index = ShaIndex(tmp_path / "cache")
+    parts = [part(tmp_path, "a", range(0, 64))]
+    index.among(parts, [])
+    base = index.path.read_bytes()
+    held = set(range(64))
+    steps = [([64], []), ([65], [0]), ([], [64]), ([0], []), ([66, 67], [1, 2])]
+    names = ["a"]
+    for n, (plus, minus) in enumerate(steps):
+        index.advance(names, [f"p{n}"], [sha(i) for i in plus], [sha(i) for i in minus])
+        names = [f"p{n}"]
+        held = (held | set(plus)) - set(minus)
+        assert index.contents() == bytes.fromhex("".join(sorted(sha(i) for i in held)))
+        asked = [sha(i) for i in range(70)]
+        assert index.among([(names[0], tmp_path / "unread")], asked) == {sha(i) for i in held}
+        journal = len(index.added_path.read_bytes() + index.removed_path.read_bytes()) // 20
+        if n < 4:
+            assert index.path.read_bytes() == base, "the base is kept while the journal is short"
+        else:
+            assert journal == 0, "a journal of more than 4 shas goes into the base"
+            assert index.path.read_bytes() == index.contents()

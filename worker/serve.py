@@ -66,7 +66,11 @@ async def publish_demo(settings: Settings, source: str) -> None:
         overview = Overview.model_validate_json(await _read(storage, "overview"))
         status = Status.model_validate_json(await _read(storage, "status"))
         contribution = contribution_from_documents(
-            overview, status, result.contributor_keys, result.authored_contributor_keys
+            overview,
+            status,
+            result.contributor_keys,
+            result.authored_contributor_keys,
+            result.hotspots,
         )
         await merge_codebase_into_org(
             storage, DEMO_ORG_ID, DEMO_ORG_LOGIN, DEMO_CODEBASE_ID, contribution

@@ -11,6 +11,7 @@ from aiohttp import hdrs, web
 
 from contract import layout
 from contract.documents import RunState, Status
+from contract.paths import display_path, raw_path
 from service.api.access import authenticate, parse_id, require_codebase
 from service.api.answers import (
     Rendering,
@@ -123,6 +124,68 @@ async def activity(request: web.Request) -> web.Response:
         return lambda _version: rendering
 
     return await _codebase_answer(request, "activity", planner)
+
+
+@routes.get(PREFIX + "/teams")
+@api_handler
+async def teams(request: web.Request) -> web.Response:
+    return await _codebase_answer(request, "teams")
+
+
+@routes.get(PREFIX + "/paths")
+@api_handler
+async def paths(request: web.Request) -> web.Response:
+    """The direct children of a directory, sorted and paginated; 404 for a directory the
+    history never had (once the codebase is exported)."""
+    api, principal = await authenticate(request)
+    codebase_id = parse_id(request.match_info["id"], "codebase")
+    prefix, sort = paths_query(request.query)
+    page = page_request(request.query)
+    await require_codebase(api, principal, codebase_id)
+    key = layout.codebase_document(codebase_id, layout.paths_document(prefix))
+    plan = paged(
+        page,
+        key,
+        "paths",
+        scope=f"sort={sort}",
+        prepare=lambda document: sort_paths(document, sort),
+    )
+    answer = await document_answer(request, api, key, plan)
+    if answer is not None:
+        return answer
+    if await api.reader.probe(layout.codebase_document(codebase_id, "overview")) is not None:
+        raise NotFound(f"no directory {prefix!r} in codebase {codebase_id}")
+    return await _pending(api, codebase_id)
+
+
+PATH_SORTS = {
+    "churn": lambda entry: entry["additions_lines"] + entry["deletions_lines"],
+    "hotspot": lambda entry: entry["hotspot"],
+    "recent": lambda entry: entry["recent_commits"],
+}
+
+
+def paths_query(query: Mapping[str, str]) -> tuple[str, str]:
+    """The directory (its text, as contract/paths.py writes it, without surrounding slashes)
+    and the sort; BadParameter if either is malformed."""
+    sort = query.get("sort", "churn")
+    if sort not in PATH_SORTS:
+        raise BadParameter("sort must be churn, hotspot or recent")
+    try:
+        raw = raw_path(query.get("prefix", "").strip("/"))
+    except ValueError as exc:
+        raise BadParameter(f"prefix: {exc}") from None
+    return display_path(raw), sort
+
+
+def sort_paths(document: dict[str, Any], sort: str) -> dict[str, Any]:
+    """The document with its children sorted by `sort`, most first, ties by path."""
+    entries = document.get("paths")
+    if not isinstance(entries, list):
+        return document
+    measure = PATH_SORTS[sort]
+    ordered = sorted(entries, key=lambda e: (-measure(e), raw_path(e["path"])))
+    return document | {"paths": ordered}
 
 
 # --- Activity -------------------------------------------------------------------------------

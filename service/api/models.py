@@ -15,6 +15,7 @@ from contract.documents import (
     ContributorActivity,
     Document,
     Ownership,
+    PathsDirectory,
     PunchCardCell,
 )
 
@@ -32,6 +33,10 @@ class OwnershipPage(Ownership):
 
 
 class ContributorActivityPage(ContributorActivity):
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class PathsPage(PathsDirectory):
     next_cursor: str | None = NEXT_CURSOR
 
 

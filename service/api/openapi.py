@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from contract.documents import OrgSummary, Overview, Status
+from contract.documents import OrgSummary, Overview, Status, Teams
 from service.api import codebases, orgs
 from service.api.answers import etag_matches, json_answer, not_modified
 from service.api.models import (
@@ -22,6 +22,7 @@ from service.api.models import (
     ContributorActivityPage,
     ErrorBody,
     OwnershipPage,
+    PathsPage,
 )
 from service.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from service.api.state import OPENAPI, OpenApiDocument
@@ -95,6 +96,22 @@ _RETRY_HEADER = {
     "schema": {"type": "integer"},
 }
 
+PATHS = (
+    _query(
+        "prefix",
+        "The directory whose direct children are listed, written from the root (`lib` and "
+        "`lib/` alike; `\\\\` for a backslash, `\\xNN` for a byte outside UTF-8); empty: the "
+        "root. A directory the history never had is 404.",
+        {"type": "string", "default": ""},
+    ),
+    _query(
+        "sort",
+        "Most first: churn (lines added and deleted), hotspot (recent commits x lines at the "
+        "head) or recent (commits in the 90 days before the head); ties by path.",
+        {"type": "string", "enum": ["churn", "hotspot", "recent"], "default": "churn"},
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -159,6 +176,23 @@ ENDPOINTS = (
         "Each person's authored work week by week, sorted by authored churn.",
         ContributorActivityPage,
         (CODEBASE_ID, *PAGE),
+        True,
+    ),
+    Endpoint(
+        codebases.PREFIX + "/paths",
+        "listCodebasePaths",
+        "A directory's own figures and its direct children's, sorted and paginated.",
+        PathsPage,
+        (CODEBASE_ID, *PATHS, *PAGE),
+        True,
+    ),
+    Endpoint(
+        codebases.PREFIX + "/teams",
+        "getCodebaseTeams",
+        "Each CODEOWNERS owner's files at the default head and their figures, and the files"
+        " nobody owns.",
+        Teams,
+        (CODEBASE_ID,),
         True,
     ),
     Endpoint(

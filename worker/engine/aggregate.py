@@ -56,6 +56,9 @@ class Aggregates:
     contributor_activity: list[dict[str, Any]]
     # The lower-cased emails of the people of authored commits.
     authored_keys: list[str]
+    # Every identity's contributor and bot flag, and the co-authored commits, for the paths.
+    people: People | None = None
+    co_authored: list[_CoAuthored] | None = None
 
 
 def load_mailmap(repo: pygit2.Repository, head: str | None) -> Mailmap:
@@ -149,6 +152,26 @@ class People:
             self.bots[kid] = True
         found = self._resolved[(name, email)] = (mapped_name, mapped_email, kid)
         return found
+
+    def kids(self, names: pa.ChunkedArray, emails: pa.ChunkedArray) -> pa.Array:
+        """Each row's kid, resolving each distinct (name, email) once."""
+        if not len(names):
+            return pa.array([], pa.int32())
+        name_codes = pc.dictionary_encode(names).combine_chunks()
+        email_codes = pc.dictionary_encode(emails).combine_chunks()
+        width = max(len(email_codes.dictionary), 1)
+        code = pc.add(
+            pc.multiply(name_codes.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
+            email_codes.indices.cast(pa.int64()),
+        )
+        codes = pc.unique(code)
+        name_list = name_codes.dictionary.to_pylist()
+        email_list = email_codes.dictionary.to_pylist()
+        kid_of_code = [
+            self.resolve(name_list[value // width], email_list[value % width])[2]
+            for value in codes.to_pylist()
+        ]
+        return pc.take(pa.array(kid_of_code, pa.int32()), pc.index_in(code, value_set=codes))
 
     def _is_bot(self, name: str, email: str) -> bool:
         name, email = name.lower(), email.lower()
@@ -553,6 +576,8 @@ def aggregate_tally(tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = (
         _excluded(cells),
         activity,
         [row["key"] for row in activity],
+        people,
+        co_authored,
     )
 
 

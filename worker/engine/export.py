@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from contract import layout
 from contract.documents import (
+    TOP_HOTSPOTS,
     Activity,
     AuthoredTotals,
     Branch,
     Branches,
+    CodeownersProblem,
+    CodeownersSource,
     Contributor,
     ContributorActivity,
     Document,
@@ -20,12 +27,23 @@ from contract.documents import (
     LanguageShare,
     Overview,
     Ownership,
+    PathEntry,
+    PathPerson,
+    PathsDirectory,
+    Team,
+    TeamFigures,
+    Teams,
     email_fields,
 )
+from contract.paths import display_path
 from contract.storage import Storage, StorageError
 from worker.engine.aggregate import Aggregates
+from worker.engine.classes import PathClass, classes_of
+from worker.engine.codeowners import Codeowners, CodeownersFile
+from worker.engine.paths import ENTRIES_SCHEMA, ROOT
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
+from worker.engine.teams import UNOWNED, TeamRow, shown_owners
 
 
 @dataclass(frozen=True)
@@ -156,10 +174,26 @@ def build_documents(
     }
 
 
+# When a document was generated: left out of what it says.
+_GENERATED = ("generated_at", "updated_at")
+
+
 def content_hash(document: Document) -> str:
     """A hash of what a document says, leaving out when it was generated."""
-    body = document.model_dump_json(exclude={"generated_at", "updated_at"})
+    body = document.model_dump_json(exclude=set(_GENERATED))
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def body_and_hash(document: Document) -> tuple[bytes, str]:
+    """The document's JSON and its content_hash, serialized once: every document ends with
+    when it was generated, so what it says is its JSON without that last member (the 3 MB
+    documents of a long history cost a second serialization otherwise)."""
+    body = document.to_json()
+    last = list(type(document).model_fields)[-1]
+    cut = body.rfind(b',"%s":' % last.encode()) if last in _GENERATED else -1
+    if cut < 0:
+        return body, content_hash(document)
+    return body, hashlib.sha256(body[:cut] + b"}").hexdigest()
 
 
 async def publish_documents(
@@ -178,17 +212,261 @@ async def publish_documents(
     now_published = {}
     for name, document in documents.items():
         key = layout.codebase_document(codebase_id, name)
-        digest = content_hash(document)
+        body, digest = body_and_hash(document)
         last = published.get(name)
         if last is not None and last.hash == digest:
             stored = await storage.stat(key) if verify else None
             if not verify or (stored is not None and stored.version == last.version):
                 now_published[name] = last
                 continue
-        await storage.put(key, document.to_json())
+        await storage.put(key, body)
         # The version a metadata read gives (a local folder's is not the ETag a write returns).
         written = await storage.stat(key)
         if written is None:
             raise StorageError(f"{key} is missing right after it was written")
         now_published[name] = PublishedDocument(hash=digest, version=written.version)
     return now_published
+
+
+# The figures a path entry takes as paths.path_figures gives them.
+_PATH_FIGURES = (
+    "commits",
+    "additions_lines",
+    "deletions_lines",
+    "authored_additions_lines",
+    "authored_deletions_lines",
+    "contributors",
+    "recent_commits",
+    "lines",
+    "hotspot",
+)
+# What else an entry is made of, in the fingerprint that tells whether it changed.
+_FINGERPRINTED = ("is_dir", "class", "first_time", "last_time", *_PATH_FIGURES)
+
+
+def _parent(path: bytes) -> bytes | None:
+    """The directory a path is listed in; None for the root."""
+    if path == ROOT:
+        return None
+    cut = path.rfind(b"/")
+    return ROOT if cut < 0 else path[:cut]
+
+
+def _parents(paths: pa.Array) -> pa.Array:
+    """_parent of each path, the root's own being the root."""
+    split = pc.split_pattern(paths, pattern=b"/", max_splits=1, reverse=True)
+    nested = pc.greater(pc.list_value_length(split), 1)
+    return pc.if_else(nested, pc.list_element(split, 0), pa.scalar(ROOT, pa.binary()))
+
+
+@dataclass
+class PathsExport:
+    """What a run publishes of the paths: the directories' documents that changed, by name;
+    the names of those to delete; each path's entry fingerprint, for the next run to compare."""
+
+    documents: dict[str, PathsDirectory]
+    gone: list[str]
+    entries: pa.Table
+    # Every directory's document is among `documents`: storage should hold no other.
+    everything: bool = False
+
+
+def export_paths(
+    codebase_id: int,
+    figures: pa.Table,
+    ranked: dict[bytes, tuple[list[tuple[int, int]], int]],
+    classes: pa.Table,
+    people: list[tuple[str, str]],
+    email_mode: EmailMode,
+    now: datetime,
+    last: pa.Table | None,
+) -> PathsExport:
+    """The documents of the directories (the root included) whose entry or whose children's
+    entries differ from `last` (paths.ENTRIES_SCHEMA; None: every directory's), each with its
+    own entry and its direct children's. `figures` and `ranked` are paths.path_figures' and
+    paths.leaders'; `people` each contributor's (kid's) name and email as documents show them."""
+    figures = figures.append_column(
+        "class", classes_of(classes, figures.column("path")).cast(pa.int64())
+    )
+    shown = [(name, email_fields(email, email_mode)[1]) for name, email in people]
+    tops = {path: [(*shown[kid], churn) for kid, churn in top] for path, (top, _) in ranked.items()}
+    texts = pc.binary_join_element_wise(
+        *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
+        ",",
+        null_handling="replace",
+        null_replacement="-",
+    )
+    paths = figures.column("path").to_pylist()
+    fingerprints = [
+        hashlib.blake2b(
+            f"{text}|{tops.get(path)!r}|{ranked.get(path, ((), 0))[1]}".encode(), digest_size=16
+        ).digest()
+        for path, text in zip(paths, texts.to_pylist(), strict=True)
+    ]
+    is_dir = pc.or_(figures.column("is_dir"), pc.equal(figures.column("path"), ROOT))
+    entries = pa.table(
+        {"path": figures.column("path"), "is_dir": is_dir, "fingerprint": fingerprints},
+        schema=ENTRIES_SCHEMA,
+    )
+    dirs = set(entries.filter(is_dir).column("path").to_pylist())
+    if last is None:
+        wanted, gone = dirs, set()
+    else:
+        before = dict(
+            zip(
+                last.column("path").to_pylist(),
+                last.column("fingerprint").to_pylist(),
+                strict=True,
+            )
+        )
+        changed = [
+            path
+            for path, fingerprint in zip(paths, fingerprints, strict=True)
+            if before.pop(path, None) != fingerprint
+        ]
+        # What `before` still holds is gone: its directory lists it no more.
+        moved = changed + list(before)
+        wanted = {path for path in changed if path in dirs}
+        wanted |= {parent for parent in map(_parent, moved) if parent in dirs}
+        old_dirs = last.filter(last.column("is_dir")).column("path").to_pylist()
+        gone = {path for path in old_dirs if path not in dirs}
+    if not wanted:
+        return PathsExport(
+            {}, [_document_name(path) for path in gone], entries, everything=last is None
+        )
+    value_set = pa.array(sorted(wanted), pa.binary())
+    listed = pc.or_(
+        pc.is_in(figures.column("path"), value_set=value_set),
+        pc.is_in(_parents(figures.column("path")), value_set=value_set),
+    )
+    kinds = {int(c): c.name.lower() for c in PathClass}
+    built: dict[bytes, PathEntry] = {}
+    for row in figures.filter(listed).to_pylist():
+        path = row["path"]
+        bus = ranked.get(path, ([], 0))[1]
+        is_directory = row["is_dir"] or path == ROOT
+        built[path] = PathEntry.model_validate(
+            {
+                **{name: row[name] for name in _PATH_FIGURES},
+                "path": display_path(path),
+                "kind": "dir" if is_directory else "file",
+                "class": None if is_directory else kinds[row["class"]],
+                "first_commit_at": datetime.fromtimestamp(row["first_time"], UTC),
+                "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
+                "top_contributors": [
+                    PathPerson(name=name, email_sha256=digest, authored_churn=churn)
+                    for name, digest, churn in tops.get(path, [])
+                ],
+                "bus_factor": bus,
+            }
+        )
+    children: dict[bytes, list[PathEntry]] = {}
+    for path in sorted(built):
+        parent = _parent(path)
+        if parent is not None and parent in wanted:
+            children.setdefault(parent, []).append(built[path])
+    documents = {
+        _document_name(path): PathsDirectory(
+            codebase_id=codebase_id,
+            path=built[path].path,
+            entry=built[path],
+            paths=children.get(path, []),
+            generated_at=now,
+        )
+        for path in sorted(wanted)
+    }
+    return PathsExport(
+        documents, [_document_name(path) for path in gone], entries, everything=last is None
+    )
+
+
+class Hotspot(NamedTuple):
+    """A file's hotspot (definition 14), for the org summary."""
+
+    path: str  # as contract/paths.py writes it
+    hotspot: int
+    recent_commits: int
+    lines: int
+
+
+def top_hotspots(figures: pa.Table, count: int = TOP_HOTSPOTS) -> list[Hotspot]:
+    """The files (paths.path_figures' rows) with the largest hotspots above 0, largest first,
+    ties by path."""
+    files = figures.filter(
+        pc.and_(pc.invert(figures.column("is_dir")), pc.greater(figures.column("hotspot"), 0))
+    )
+    top = files.sort_by([("hotspot", "descending"), ("path", "ascending")]).slice(0, count)
+    return [
+        Hotspot(display_path(row["path"]), row["hotspot"], row["recent_commits"], row["lines"])
+        for row in top.select(["path", "hotspot", "recent_commits", "lines"]).to_pylist()
+    ]
+
+
+def _document_name(path: bytes) -> str:
+    return layout.paths_document(display_path(path))
+
+
+def teams_document(
+    codebase_id: int,
+    rows: list[TeamRow],
+    leaders: dict[str, tuple[list[tuple[int, int]], int]],
+    found: CodeownersFile | None,
+    rules: Codeowners | None,
+    people: list[tuple[str, str]],
+    email_mode: EmailMode,
+    now: datetime,
+) -> Teams:
+    """The teams document: `rows` teams.team_figures', `leaders` paths.leaders' per owner key,
+    `found` the CODEOWNERS file used and `rules` what it says."""
+    owners = shown_owners(rules)
+    empty = TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0)
+    figures: dict[str, dict[str, object]] = {}
+    for row in rows:
+        top, bus = leaders.get(row.owner, ([], 0))
+        figures[row.owner] = {
+            **{name: getattr(row, name) for name in _TEAM_FIGURES},
+            "bus_factor": bus,
+            "top_contributors": [
+                PathPerson(
+                    name=people[kid][0],
+                    email_sha256=email_fields(people[kid][1], email_mode)[1],
+                    authored_churn=churn,
+                )
+                for kid, churn in top
+            ],
+        }
+    unowned = figures.pop(UNOWNED, None) or {
+        **{name: getattr(empty, name) for name in _TEAM_FIGURES},
+        "bus_factor": 0,
+        "top_contributors": [],
+    }
+    listed = [
+        Team.model_validate({"owner": owners.get(key, key), **values})
+        for key, values in figures.items()
+    ]
+    codeowners = None
+    if found is not None and rules is not None:
+        codeowners = CodeownersSource(
+            path=found.path,
+            problems=[
+                CodeownersProblem(line=problem.line, kind=str(problem.kind))
+                for problem in rules.problems
+            ],
+        )
+    return Teams(
+        codebase_id=codebase_id,
+        codeowners=codeowners,
+        teams=sorted(listed, key=lambda team: (team.owner.lower(), team.owner)),
+        unowned=TeamFigures.model_validate(unowned),
+        generated_at=now,
+    )
+
+
+_TEAM_FIGURES = (
+    "files",
+    "lines",
+    "commits",
+    "authored_additions_lines",
+    "authored_deletions_lines",
+    "contributors",
+)

@@ -12,7 +12,7 @@ import logging
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,9 +32,12 @@ from contract.documents import (
     Progress,
     RunState,
     Status,
+    Teams,
 )
 from contract.storage import Storage
 from worker.engine import classes as path_classes
+from worker.engine import codeowners, teams
+from worker.engine import paths as path_state
 from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
 from worker.engine.aggregate import (
@@ -50,7 +53,16 @@ from worker.engine.errors import (
     missing_object,
     public_message,
 )
-from worker.engine.export import CodebaseFacts, build_documents, publish_documents
+from worker.engine.export import (
+    CodebaseFacts,
+    Hotspot,
+    PathsExport,
+    build_documents,
+    export_paths,
+    publish_documents,
+    teams_document,
+    top_hotspots,
+)
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
 from worker.engine.fetch import (
     DEFAULT_TIMEOUTS,
@@ -66,6 +78,7 @@ from worker.engine.store import (
     Manifest,
     PartFiles,
     PartRef,
+    RecentWindow,
     compact_parts,
     drop_commits,
     stored_shas,
@@ -101,6 +114,8 @@ class RunResult:
     authored_contributor_keys: list[str] = field(default_factory=list)
     # What the run counted at a limit, for the status (Status.notices).
     notices: list[str] = field(default_factory=list)
+    # The files with the largest hotspots, for the org summary.
+    hotspots: list[Hotspot] = field(default_factory=list)
     # Seconds spent in each phase, in run order.
     phase_seconds: dict[Phase, float] = field(default_factory=dict)
 
@@ -297,6 +312,16 @@ class _Run:
     # The rules the tally is counted with, and the path classes' object.
     rules: tallies.Rules | None = None
     classes_key: str | None = None
+    # The per-path state (worker/engine/paths.py) and its object.
+    paths: path_state.PathState | None = None
+    paths_key: str | None = None
+    paths_export: PathsExport | None = None
+    hotspots: list[Hotspot] = field(default_factory=list)
+    # The CODEOWNERS file at the default head, its rules and digest; each team's commits.
+    codeowners_file: codeowners.CodeownersFile | None = None
+    codeowners_rules: codeowners.Codeowners | None = None
+    codeowners_digest: str | None = None
+    team_commits: dict[str, int] = field(default_factory=dict)
     # Commits whose rows came from an interrupted run's checkpoint; parts already in storage;
     # whether the codebase has a checkpoint to delete once the run commits.
     resumed: int = 0
@@ -371,6 +396,7 @@ async def _run_phases(run: _Run) -> RunResult:
         contributor_keys=_digests(row["key"] for row in aggregates.contributors if row["commits"]),
         authored_contributor_keys=_digests(aggregates.authored_keys),
         notices=_notices(aggregates, len(branch_facts), len(source.heads)),
+        hotspots=run.hotspots,
         phase_seconds=run.phase_seconds,
     )
 
@@ -603,9 +629,11 @@ async def aggregate(
     if known is None or classes is not known:
         run.classes_key = await run.state.save_classes(classes)
     rules = run.rules = tallies.Rules(classes, ignored)
+    rules_changed = reclassified or ignored != frozenset(manifest.ignored_revisions)
+    await _count_paths(run, source, parts, added, rules, rules_changed, table)
     tally = await run.state.load_tally(manifest)
     every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
-    if tally is None or reclassified or ignored != frozenset(manifest.ignored_revisions):
+    if tally is None or rules_changed:
         tally = await asyncio.to_thread(tallies.tally_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
     elif added or run.removed_rows is not None:
@@ -617,6 +645,104 @@ async def aggregate(
     run.tally = tally
     aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors)
     return aggregates, mailmap
+
+
+async def _count_paths(
+    run: _Run,
+    source: _Source,
+    parts: list[PartFiles],
+    added: list[PartFiles],
+    rules: tallies.Rules,
+    rules_changed: bool,
+    table: pa.Table,
+) -> None:
+    """The per-path state: counted again from every stored row when there is none, the rules
+    changed or commits were removed (a minimum cannot be subtracted), else the added rows'
+    cells merged in; its recent rows those of the default head's window (read again from the
+    stored rows only when the head moved out of the window kept)."""
+    window = path_state.Window.at(_head_time(source))
+    every = [(p.commits, p.files) for p in parts]
+    state = await run.state.load_paths(run.manifest)
+    before = state
+    if state is None or rules_changed or run.removed_rows is not None:
+        counted = await asyncio.to_thread(path_state.count_parts, every, rules, window)
+        # What was published stays what the documents are compared with.
+        state = counted if state is None else replace(counted, entries=state.entries)
+    else:
+        counted = None
+        if added:
+            new = [(p.commits, p.files) for p in added]
+            counted = await asyncio.to_thread(path_state.count_parts, new, rules, window)
+        if state.covers(window):
+            state = state.narrowed(window) if counted is None else state.merge(counted)
+        else:
+            # The recent rows of every stored commit, the added ones' included.
+            if counted is not None:
+                state = state.merge_cells(counted)
+            recent = await asyncio.to_thread(path_state.recent_parts, every, window)
+            state = state.with_recent(recent)
+    run.paths = await asyncio.to_thread(
+        _count_teams, run, source, parts, added, table, state, before
+    )
+
+
+def _count_teams(
+    run: _Run,
+    source: _Source,
+    parts: list[PartFiles],
+    added: list[PartFiles],
+    table: pa.Table,
+    state: path_state.PathState,
+    before: path_state.PathState | None,
+) -> path_state.PathState:
+    """The owners of the files at the default head, the CODEOWNERS file's (only the files new
+    to the head matched when it is the one the kept owners were matched with), and each team's
+    commits (run.team_commits), counted again from the stored rows only for the teams whose
+    files changed otherwise than by gaining files with no history."""
+    found = None
+    if source.head is not None:
+        found = codeowners.find_codeowners(source.repo[source.head].peel(pygit2.Tree))
+    rules = None if found is None else codeowners.parse_codeowners(found.data)
+    digest = ""
+    if found is not None:
+        digest = hashlib.sha256(found.path.encode() + b"\0" + found.data).hexdigest()
+    run.codeowners_file, run.codeowners_rules, run.codeowners_digest = found, rules, digest
+    manifest = run.manifest
+    same = before is not None and manifest.codeowners == digest
+    known = before.owners if same and before is not None else None
+    owners = teams.update_owners(rules, table.column("path").combine_chunks(), known)
+    kept = None if before is None or run.removed_rows is not None else before
+    stale = teams.stale_teams(
+        owners,
+        None if kept is None else kept.owners,
+        pa.array([], pa.binary()) if kept is None else pc.unique(kept.cells.column("path")),
+    )
+    added_rows = pa.concat_tables(
+        [pq.read_table(p.files, columns=["sha", "path"]) for p in added]
+        or [pa.table({"sha": pa.array([], pa.string()), "path": pa.array([], pa.binary())})]
+    )
+    run.team_commits = teams.update_commits(
+        owners,
+        manifest.team_commits if kept is not None else {},
+        stale,
+        added_rows,
+        [p.files for p in parts],
+    )
+    return replace(state, owners=owners)
+
+
+def _stored_window(state: path_state.PathState | None) -> RecentWindow | None:
+    window = state.window if state else None
+    if window is None:
+        return None
+    return RecentWindow(floor=window.floor, ceiling=window.ceiling, later=window.later)
+
+
+def _head_time(source: _Source) -> int | None:
+    """The committer time of the default branch's head commit."""
+    if source.head is None:
+        return None
+    return source.repo[source.head].peel(pygit2.Commit).commit_time
 
 
 def _paths_of(files: list[Path]) -> list[bytes]:
@@ -670,7 +796,64 @@ async def export(
         branches=branch_facts,
         total_branches=len(source.heads),
     )
-    return build_documents(facts, run.email_mode, now)
+    documents = build_documents(facts, run.email_mode, now)
+    paths, documents["teams"] = await asyncio.to_thread(
+        _export_paths, run, aggregates, table, now, rules
+    )
+    assert run.paths is not None, "the aggregate phase counts the paths"
+    run.paths_export = paths
+    state = replace(run.paths, entries=paths.entries)
+    run.paths_key = await run.state.save_paths(state)
+    return documents
+
+
+def _export_paths(
+    run: _Run,
+    aggregates: Aggregates,
+    table: pa.Table,
+    now: datetime,
+    rules: tallies.Rules,
+) -> tuple[PathsExport, Teams]:
+    """The paths documents that changed since the last run (every one after a run that did
+    not succeed), and the teams document, from the per-path state."""
+    state, people, co_authored = run.paths, aggregates.people, aggregates.co_authored
+    assert state is not None and people is not None and co_authored is not None
+    cells = state.cells
+    kids = people.kids(cells.column("author_name"), cells.column("author_email"))
+    bot_flags = pa.array(people.bots, pa.bool_())
+    bots = pc.take(bot_flags, kids) if len(kids) else pa.array([], pa.bool_())
+    recent = state.recent_counts()
+    figures = path_state.path_figures(cells, kids, bots, path_state.head_lines(table), recent)
+    moves = path_state.shared_moves(
+        state.shared,
+        ((c.sha, c.author, c.co_authors, c.ignored) for c in co_authored),
+        people.bots,
+    )
+    authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bots))
+    churn = path_state.person_churn(cells, kids, authored, moves)
+    ranked = path_state.leaders(churn, people.keys)
+    shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
+    names = [shown.get(key, (key, key)) for key in people.keys]
+    last = None if run.tidy or not state.entries.num_rows else state.entries
+    paths = export_paths(
+        run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now, last
+    )
+    run.hotspots = top_hotspots(figures)
+    rows = teams.team_figures(
+        state.owners, path_state.head_lines(table), figures, cells, kids, run.team_commits
+    )
+    leaders = path_state.leaders(teams.team_churn(state.owners, churn), people.keys)
+    document = teams_document(
+        run.codebase_id,
+        rows,
+        {owner.decode(): ranked for owner, ranked in leaders.items()},
+        run.codeowners_file,
+        run.codeowners_rules,
+        names,
+        run.email_mode,
+        now,
+    )
+    return paths, document
 
 
 async def _commit(
@@ -697,6 +880,10 @@ async def _commit(
             "tally_key": run.tally_key,
             "punch_card": run.tally.punch_rows() if run.tally else [],
             "classes_key": run.classes_key,
+            "paths_key": run.paths_key,
+            "paths_window": _stored_window(run.paths),
+            "team_commits": run.team_commits,
+            "codeowners": run.codeowners_digest,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
     )
@@ -718,6 +905,8 @@ async def _commit(
         await run.state.delete_tally(manifest.tally_key)
     if manifest.classes_key and manifest.classes_key != run.classes_key:
         await run.state.delete_classes(manifest.classes_key)
+    if manifest.paths_key and manifest.paths_key != run.paths_key:
+        await run.state.delete_paths(manifest.paths_key)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:
@@ -742,7 +931,28 @@ async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
     if published != before:
         run.manifest = run.manifest.model_copy(update={"published": published})
         await run.state.save_manifest(run.manifest)
-    return [name for name in documents if published[name] != before.get(name)]
+    written = [name for name in documents if published[name] != before.get(name)]
+    return written + await _publish_paths(run)
+
+
+async def _publish_paths(run: _Run) -> list[str]:
+    """Write the directories' documents that changed and delete those of directories gone (a
+    force-push removed every change under them); when every directory's is written (after a
+    run that did not succeed, or without a record of what was), any other under the prefix is
+    deleted. Their names."""
+    paths = run.paths_export
+    if paths is None:
+        return []
+    for name, document in paths.documents.items():
+        await run.storage.put(layout.codebase_document(run.codebase_id, name), document.to_json())
+    gone = [layout.codebase_document(run.codebase_id, name) for name in paths.gone]
+    if paths.everything:
+        prefix = layout.paths_documents(run.codebase_id)
+        kept = {layout.codebase_document(run.codebase_id, name) for name in paths.documents}
+        gone += [key for key in await run.storage.list(prefix) if key not in kept]
+    for key in gone:
+        await run.storage.delete(key)
+    return list(paths.documents)
 
 
 def _full_name(run: _Run) -> str:

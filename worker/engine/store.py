@@ -23,6 +23,7 @@ from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
+from worker.engine.paths import PATH_TABLES, PathState, Window
 from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
@@ -50,6 +51,14 @@ class PublishedDocument(BaseModel):
     version: str
 
 
+class RecentWindow(BaseModel):
+    """paths.Window as the manifest keeps it."""
+
+    floor: int
+    ceiling: int
+    later: int | None = None
+
+
 class Manifest(BaseModel):
     schema_version: int = MANIFEST_VERSION
     codebase_id: int
@@ -72,6 +81,14 @@ class Manifest(BaseModel):
     # and the ignored revisions. When they change, the tally is counted again.
     classes_key: str | None = None
     ignored_revisions: list[str] = []
+    # The per-path state (worker/engine/paths.py): its cells' object, its other tables beside
+    # it (paths_tables); the window of its recent rows.
+    paths_key: str | None = None
+    paths_window: RecentWindow | None = None
+    # Per team (worker/engine/teams.py, by owner key): its commits; what the owners kept with
+    # the per-path state were matched with (a digest of the CODEOWNERS file used, "" for none).
+    team_commits: dict[str, int] = {}
+    codeowners: str | None = None
 
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
@@ -79,6 +96,8 @@ class Manifest(BaseModel):
         named.add(layout.manifest(self.codebase_id))
         if self.tally_key:
             named |= {self.tally_key, coauthored_of(self.tally_key)}
+        if self.paths_key:
+            named |= set(paths_tables(self.paths_key))
         named |= {key for key in (self.snapshot_key, self.classes_key) if key}
         return named
 
@@ -282,6 +301,40 @@ class CodebaseState:
     async def delete_tally(self, key: str) -> None:
         await self._delete_tables([key, coauthored_of(key)])
 
+    async def load_paths(self, manifest: Manifest) -> PathState | None:
+        """The per-path state `manifest` names; None if it names none, or it is gone."""
+        if manifest.paths_key is None:
+            return None
+        tables = []
+        for key, schema in zip(paths_tables(manifest.paths_key), PATH_TABLES, strict=True):
+            path = await self._local_copy(key)
+            if path is None:
+                return None
+            tables.append(read_cells(path, schema))
+        cells, shared, recent, entries, owners = tables
+        window = manifest.paths_window
+        return PathState(
+            cells,
+            shared,
+            recent,
+            None if window is None else Window(window.floor, window.ceiling, window.later),
+            entries,
+            owners,
+        )
+
+    async def save_paths(self, state: PathState) -> str:
+        """Upload the per-path state's tables under a new key, which the next manifest names
+        (with the state's window)."""
+        key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
+        keys = paths_tables(key)
+        tables = [state.cells, state.shared, state.recent, state.entries, state.owners]
+        # The cells last: the others are beside a key only once it is complete.
+        await self._put_tables([*zip(tables[1:], keys[1:], strict=True), (tables[0], key)])
+        return key
+
+    async def delete_paths(self, key: str) -> None:
+        await self._delete_tables(paths_tables(key))
+
     async def load_classes(self, manifest: Manifest) -> pa.Table | None:
         """The path classes `manifest` names; None if it names none, or they are gone."""
         if manifest.classes_key is None:
@@ -326,10 +379,11 @@ class CodebaseState:
         for key in garbage:
             await self.storage.delete(key)
         local_names = {f"{ref.name}.{kind}.parquet" for ref in manifest.parts for kind in KINDS}
-        kept = [manifest.classes_key]
-        if manifest.tally_key:
-            kept += [manifest.tally_key, coauthored_of(manifest.tally_key)]
-        local_names |= {self._tally_path(name).name for name in kept if name}
+        local_names |= {
+            self._tally_path(key).name
+            for key in manifest.objects()
+            if key.startswith(layout.state_object(self.codebase_id, "tally/"))
+        }
         for folder in (self.parts_dir, self.tally_dir):
             if folder.is_dir():
                 for path in folder.iterdir():
@@ -348,6 +402,14 @@ class CodebaseState:
 def coauthored_of(tally_key: str) -> str:
     """Where a tally's co-authored commits are stored, beside its cells."""
     return tally_key.removesuffix(".arrow") + ".coauthored.arrow"
+
+
+def paths_tables(paths_key: str) -> list[str]:
+    """The keys of the per-path state's tables (paths.PATH_TABLES' order): its cells at
+    `paths_key`, the others beside it."""
+    stem = paths_key.removesuffix(".arrow")
+    others = ("shared", "recent", "entries", "owners")
+    return [paths_key, *(f"{stem}.{name}.arrow" for name in others)]
 
 
 def stored_shas(parts: Iterable[PartFiles]) -> set[str]:

@@ -21,6 +21,7 @@ from contract import layout
 from contract.documents import (
     CodebaseRow,
     Document,
+    OrgHotspot,
     OrgLanguage,
     Overview,
     RunState,
@@ -35,6 +36,7 @@ from contract.org_state import (
 )
 from contract.registry import CodebaseEntry
 from contract.storage import PreconditionFailed, Storage, StorageError
+from worker.engine.export import Hotspot
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,14 @@ def contribution_from_documents(
     status: Status,
     contributor_keys: Sequence[str],
     authored_contributor_keys: Sequence[str],
+    hotspots: Sequence[Hotspot] = (),
 ) -> CodebaseContribution:
     """What an exported codebase adds to its org.
 
     `contributor_keys` are the sha256 of the lower-cased emails (`RunResult.contributor_keys`),
     `authored_contributor_keys` those of the authored people (`RunResult`'s likewise): the
-    documents cannot give them when EMAIL_MODE=omit.
+    documents cannot give them when EMAIL_MODE=omit. `hotspots` are the run's top files
+    (`RunResult.hotspots`).
     """
     row = CodebaseRow(
         codebase_id=overview.codebase_id,
@@ -95,6 +99,17 @@ def contribution_from_documents(
         contributor_keys=sorted(set(contributor_keys)),
         authored=overview.authored,
         authored_contributor_keys=sorted(set(authored_contributor_keys)),
+        hotspots=[
+            OrgHotspot(
+                codebase_id=overview.codebase_id,
+                full_name=overview.full_name,
+                path=spot.path,
+                hotspot=spot.hotspot,
+                recent_commits=spot.recent_commits,
+                lines=spot.lines,
+            )
+            for spot in hotspots
+        ],
     )
 
 

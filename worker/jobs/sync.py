@@ -196,6 +196,10 @@ async def _merge_exported(
         raise StorageError(f"codebase {cid}: the run's documents are missing")
     overview = Overview.model_validate_json(stored.data)
     contribution = contribution_from_documents(
-        overview, status, result.contributor_keys, result.authored_contributor_keys
+        overview,
+        status,
+        result.contributor_keys,
+        result.authored_contributor_keys,
+        result.hotspots,
     )
     await merge_codebase_into_org(storage, entry.org_id, entry.org_login, cid, contribution)
