@@ -823,7 +823,8 @@ def _export_paths(
     bot_flags = pa.array(people.bots, pa.bool_())
     bots = pc.take(bot_flags, kids) if len(kids) else pa.array([], pa.bool_())
     recent = state.recent_counts()
-    figures = path_state.path_figures(cells, kids, bots, path_state.head_lines(table), recent)
+    lines = path_state.head_lines(table)
+    figures = path_state.path_figures(cells, kids, bots, lines, recent)
     moves = path_state.shared_moves(
         state.shared,
         ((c.sha, c.author, c.co_authors, c.ignored) for c in co_authored),
@@ -839,9 +840,7 @@ def _export_paths(
         run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now, last
     )
     run.hotspots = top_hotspots(figures)
-    rows = teams.team_figures(
-        state.owners, path_state.head_lines(table), figures, cells, kids, run.team_commits
-    )
+    rows = teams.team_figures(state.owners, lines, figures, cells, kids, run.team_commits)
     leaders = path_state.leaders(teams.team_churn(state.owners, churn), people.keys)
     document = teams_document(
         run.codebase_id,
