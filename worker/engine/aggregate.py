@@ -157,21 +157,9 @@ class People:
         """Each row's kid, resolving each distinct (name, email) once."""
         if not len(names):
             return pa.array([], pa.int32())
-        name_codes = pc.dictionary_encode(names).combine_chunks()
-        email_codes = pc.dictionary_encode(emails).combine_chunks()
-        width = max(len(email_codes.dictionary), 1)
-        code = pc.add(
-            pc.multiply(name_codes.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
-            email_codes.indices.cast(pa.int64()),
-        )
-        codes = pc.unique(code)
-        name_list = name_codes.dictionary.to_pylist()
-        email_list = email_codes.dictionary.to_pylist()
-        kid_of_code = [
-            self.resolve(name_list[value // width], email_list[value % width])[2]
-            for value in codes.to_pylist()
-        ]
-        return pc.take(pa.array(kid_of_code, pa.int32()), pc.index_in(code, value_set=codes))
+        pair, raw = _identities(names, emails)
+        kid_of_pair = [self.resolve(name, email)[2] for name, email in raw]
+        return pc.take(pa.array(kid_of_pair, pa.int32()), pair)
 
     def _is_bot(self, name: str, email: str) -> bool:
         name, email = name.lower(), email.lower()
@@ -184,26 +172,32 @@ class People:
 _BOT_SUFFIX = "[bot]"
 
 
-def _keyed(cells: pa.Table, people: People) -> _Keyed:
-    names = pc.dictionary_encode(cells.column("author_name")).combine_chunks()
-    emails = pc.dictionary_encode(cells.column("author_email")).combine_chunks()
-    width = max(len(emails.dictionary), 1)
+def _identities(
+    names: pa.ChunkedArray, emails: pa.ChunkedArray
+) -> tuple[pa.Array, list[tuple[str, str]]]:
+    """Each row's identity as an index into the distinct (name, email) pairs, and the pairs:
+    grouped on integer codes, so that the mailmap is resolved once per identity."""
+    name_codes = pc.dictionary_encode(names).combine_chunks()
+    email_codes = pc.dictionary_encode(emails).combine_chunks()
+    width = max(len(email_codes.dictionary), 1)
     code = pc.add(
-        pc.multiply(names.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
-        emails.indices.cast(pa.int64()),
+        pc.multiply(name_codes.indices.cast(pa.int64()), pa.scalar(width, pa.int64())),
+        email_codes.indices.cast(pa.int64()),
     )
     codes = pc.unique(code)
-    pair = pc.index_in(code, value_set=codes)
-    name_dictionary = names.dictionary.to_pylist()
-    email_dictionary = emails.dictionary.to_pylist()
+    name_list = name_codes.dictionary.to_pylist()
+    email_list = email_codes.dictionary.to_pylist()
+    pairs = [(name_list[value // width], email_list[value % width]) for value in codes.to_pylist()]
+    return pc.index_in(code, value_set=codes), pairs
+
+
+def _keyed(cells: pa.Table, people: People) -> _Keyed:
+    pair, raw = _identities(cells.column("author_name"), cells.column("author_email"))
     mapped_names: list[str] = []
     mapped_emails: list[str] = []
     pair_keys: list[int] = []
-    raw: list[tuple[str, str]] = []
-    for value in codes.to_pylist():
-        name, email = name_dictionary[value // width], email_dictionary[value % width]
+    for name, email in raw:
         mapped_name, mapped_email, kid = people.resolve(name, email)
-        raw.append((name, email))
         mapped_names.append(mapped_name)
         mapped_emails.append(mapped_email)
         pair_keys.append(kid)

@@ -73,17 +73,6 @@ def ancestors(path: bytes) -> list[bytes]:
     return found
 
 
-def ancestry(paths: Iterable[bytes]) -> pa.Table:
-    """(file, path) for each file and each of: itself, its directories, the root."""
-    files: list[bytes] = []
-    at: list[bytes] = []
-    for path in paths:
-        chain = [path, *ancestors(path)] if path else [ROOT]
-        files += [path] * len(chain)
-        at += chain
-    return pa.table({"file": pa.array(files, pa.binary()), "at": pa.array(at, pa.binary())})
-
-
 def path_commits(files: pa.Table, rules: Rules) -> pa.Table:
     """One row per (path, commit) from a commit's file rows (FILES_SCHEMA's sha, path and line
     columns), the authored lines being those of source and documentation files."""
@@ -322,14 +311,20 @@ def head_lines(snapshot: pa.Table) -> pa.Table:
     """(path, lines) at the head: each file's lines, each directory's the sum of its files'."""
     if not snapshot.num_rows:
         return pa.table({"path": pa.array([], pa.binary()), "lines": pa.array([], pa.int64())})
-    chains = ancestry(snapshot.column("path").to_pylist())
-    files = pa.table({"file": snapshot.column("path"), "lines": snapshot.column("lines")})
+    chains, names = _coded_ancestry(snapshot.column("path").to_pylist())
+    files = pa.table(
+        {
+            "file": pa.array(range(snapshot.num_rows), pa.int32()),
+            "lines": snapshot.column("lines"),
+        }
+    )
     grouped = (
         files.join(chains, "file", use_threads=False)
         .group_by("at", use_threads=False)
         .aggregate([("lines", "sum")])
     )
-    return pa.table({"path": grouped.column("at"), "lines": grouped.column("lines_sum")})
+    paths = pc.take(pa.array(names, pa.binary()), grouped.column("at"))
+    return pa.table({"path": paths, "lines": grouped.column("lines_sum")})
 
 
 def path_figures(

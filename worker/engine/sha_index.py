@@ -17,6 +17,7 @@ import bisect
 import mmap
 import os
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -138,7 +139,9 @@ class ShaIndex:
         with open(self.path, "rb") as file:
             empty = os.fstat(file.fileno()).st_size == 0
             with (
-                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if not empty else _nothing()
+                mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+                if not empty
+                else nullcontext(b"")
             ) as data:
                 stored = _Sorted(data)
                 for sha in shas:
@@ -187,16 +190,6 @@ class ShaIndex:
             return
         base = _merge(self.path.read_bytes(), sorted(journal_removed), sorted(journal_added))
         self._write(new_names, base)
-
-
-class _nothing:
-    """A context of no bytes, for an empty base (which mmap refuses)."""
-
-    def __enter__(self) -> bytes:
-        return b""
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def _key(part_names: Iterable[str]) -> str:
