@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from contract import layout
 from contract.documents import EmailMode
 from worker.engine.classes import CLASSES_SCHEMA, PathClass
-from worker.engine.export import export_paths
+from worker.engine.export import export_paths, shown_people
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import (
     ROOT,
@@ -262,9 +262,9 @@ def test_each_directory_lists_its_direct_children() -> None:
         }
     )
     ranked = leaders(person_churn(cells, kids, authored, moves), ["ann@x.org"])
-    people = [("Ann", "ann@x.org")]
+    people = shown_people([("Ann", "ann@x.org")], EmailMode.PLAIN)
     now = datetime.now(UTC)
-    exported = export_paths(7, figures, ranked, CLASSES, people, EmailMode.PLAIN, now, None)
+    exported = export_paths(7, figures, ranked, CLASSES, people, now, None)
     assert exported.gone == []
     documents = {doc.path: doc for doc in exported.documents.values()}
     assert exported.documents == {layout.paths_document(p): d for p, d in documents.items()}
@@ -293,9 +293,7 @@ def test_each_directory_lists_its_direct_children() -> None:
     # Nothing changed: nothing to write. One file's figure changed: its directory and the
     # directories whose entries change with it (each ancestor's own figures, listed in its
     # parent's document) are written again.
-    again = export_paths(
-        7, figures, ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
-    )
+    again = export_paths(7, figures, ranked, CLASSES, people, now, exported.entries)
     assert (again.documents, again.gone) == ({}, [])
     assert again.entries.equals(exported.entries)
     bumped = figures.set_column(
@@ -313,9 +311,7 @@ def test_each_directory_lists_its_direct_children() -> None:
             pa.int64(),
         ),
     )
-    changed = export_paths(
-        7, bumped, ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
-    )
+    changed = export_paths(7, bumped, ranked, CLASSES, people, now, exported.entries)
     assert sorted(doc.path for doc in changed.documents.values()) == ["", "a", "a/b"]
     assert changed.documents[layout.paths_document("a/b")].paths[0].commits == 2
 
@@ -324,8 +320,6 @@ def test_each_directory_lists_its_direct_children() -> None:
     kept = pa.compute.invert(
         pa.compute.starts_with(figures.column("path").cast(pa.string(), safe=False), "vendor")
     )
-    fewer = export_paths(
-        7, figures.filter(kept), ranked, CLASSES, people, EmailMode.PLAIN, now, exported.entries
-    )
+    fewer = export_paths(7, figures.filter(kept), ranked, CLASSES, people, now, exported.entries)
     assert fewer.gone == [layout.paths_document("vendor")]
     assert [doc.path for doc in fewer.documents.values()] == [""]

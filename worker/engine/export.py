@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -244,16 +244,8 @@ _PATH_FIGURES = (
 _FINGERPRINTED = ("is_dir", "class", "first_time", "last_time", *_PATH_FIGURES)
 
 
-def _parent(path: bytes) -> bytes | None:
-    """The directory a path is listed in; None for the root."""
-    if path == ROOT:
-        return None
-    cut = path.rfind(b"/")
-    return ROOT if cut < 0 else path[:cut]
-
-
 def _parents(paths: pa.Array) -> pa.Array:
-    """_parent of each path, the root's own being the root."""
+    """The directory each path is listed in (the root's own being the root)."""
     split = pc.split_pattern(paths, pattern=b"/", max_splits=1, reverse=True)
     nested = pc.greater(pc.list_value_length(split), 1)
     return pc.if_else(nested, pc.list_element(split, 0), pa.scalar(ROOT, pa.binary()))
@@ -276,20 +268,18 @@ def export_paths(
     figures: pa.Table,
     ranked: dict[bytes, tuple[list[tuple[int, int]], int]],
     classes: pa.Table,
-    people: list[tuple[str, str]],
-    email_mode: EmailMode,
+    people: list[tuple[str, str | None]],
     now: datetime,
     last: pa.Table | None,
 ) -> PathsExport:
     """The documents of the directories (the root included) whose entry or whose children's
     entries differ from `last` (paths.ENTRIES_SCHEMA; None: every directory's), each with its
     own entry and its direct children's. `figures` and `ranked` are paths.path_figures' and
-    paths.leaders'; `people` each contributor's (kid's) name and email as documents show them."""
+    paths.leaders'; `people` shown_people's."""
     figures = figures.append_column(
         "class", classes_of(classes, figures.column("path")).cast(pa.int64())
     )
-    shown = [(name, email_fields(email, email_mode)[1]) for name, email in people]
-    tops = {path: [(*shown[kid], churn) for kid, churn in top] for path, (top, _) in ranked.items()}
+    tops = {path: _people_of(top, people) for path, (top, _) in ranked.items()}
     texts = pc.binary_join_element_wise(
         *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
         ",",
@@ -327,7 +317,8 @@ def export_paths(
         # What `before` still holds is gone: its directory lists it no more.
         moved = changed + list(before)
         wanted = {path for path in changed if path in dirs}
-        wanted |= {parent for parent in map(_parent, moved) if parent in dirs}
+        parents = _parents(pa.array(moved, pa.binary())).to_pylist()
+        wanted |= {parent for parent in parents if parent in dirs}
         old_dirs = last.filter(last.column("is_dir")).column("path").to_pylist()
         gone = {path for path in old_dirs if path not in dirs}
     if not wanted:
@@ -341,7 +332,10 @@ def export_paths(
     )
     kinds = {int(c): c.name.lower() for c in PathClass}
     built: dict[bytes, PathEntry] = {}
-    for row in figures.filter(listed).to_pylist():
+    children: dict[bytes, list[PathEntry]] = {}
+    rows = figures.filter(listed).sort_by("path")
+    rows = rows.append_column("parent", _parents(rows.column("path")))
+    for row in rows.to_pylist():
         path = row["path"]
         bus = ranked.get(path, ([], 0))[1]
         is_directory = row["is_dir"] or path == ROOT
@@ -353,18 +347,12 @@ def export_paths(
                 "class": None if is_directory else kinds[row["class"]],
                 "first_commit_at": datetime.fromtimestamp(row["first_time"], UTC),
                 "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
-                "top_contributors": [
-                    PathPerson(name=name, email_sha256=digest, authored_churn=churn)
-                    for name, digest, churn in tops.get(path, [])
-                ],
+                "top_contributors": tops.get(path, []),
                 "bus_factor": bus,
             }
         )
-    children: dict[bytes, list[PathEntry]] = {}
-    for path in sorted(built):
-        parent = _parent(path)
-        if parent is not None and parent in wanted:
-            children.setdefault(parent, []).append(built[path])
+        if path != ROOT and row["parent"] in wanted:
+            children.setdefault(row["parent"], []).append(built[path])
     documents = {
         _document_name(path): PathsDirectory(
             codebase_id=codebase_id,
@@ -406,44 +394,44 @@ def _document_name(path: bytes) -> str:
     return layout.paths_document(display_path(path))
 
 
+def shown_people(
+    people: list[tuple[str, str]], email_mode: EmailMode
+) -> list[tuple[str, str | None]]:
+    """Each contributor's (kid's) name and email digest as the paths and teams show them, from
+    their name and email as the ownership shows them."""
+    return [(name, email_fields(email, email_mode)[1]) for name, email in people]
+
+
+def _people_of(
+    top: list[tuple[int, int]], people: list[tuple[str, str | None]]
+) -> list[PathPerson]:
+    """paths.leaders' (kid, churn) pairs as the documents list them."""
+    return [
+        PathPerson(name=people[kid][0], email_sha256=people[kid][1], authored_churn=churn)
+        for kid, churn in top
+    ]
+
+
 def teams_document(
     codebase_id: int,
     rows: list[TeamRow],
     leaders: dict[str, tuple[list[tuple[int, int]], int]],
     found: CodeownersFile | None,
     rules: Codeowners | None,
-    people: list[tuple[str, str]],
-    email_mode: EmailMode,
+    people: list[tuple[str, str | None]],
     now: datetime,
 ) -> Teams:
     """The teams document: `rows` teams.team_figures', `leaders` paths.leaders' per owner key,
-    `found` the CODEOWNERS file used and `rules` what it says."""
+    `found` the CODEOWNERS file used and `rules` what it says, `people` shown_people's."""
     owners = shown_owners(rules)
-    empty = TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0)
-    figures: dict[str, dict[str, object]] = {}
-    for row in rows:
+
+    def figures(row: TeamRow) -> dict[str, object]:
         top, bus = leaders.get(row.owner, ([], 0))
-        figures[row.owner] = {
-            **{name: getattr(row, name) for name in _TEAM_FIGURES},
-            "bus_factor": bus,
-            "top_contributors": [
-                PathPerson(
-                    name=people[kid][0],
-                    email_sha256=email_fields(people[kid][1], email_mode)[1],
-                    authored_churn=churn,
-                )
-                for kid, churn in top
-            ],
-        }
-    unowned = figures.pop(UNOWNED, None) or {
-        **{name: getattr(empty, name) for name in _TEAM_FIGURES},
-        "bus_factor": 0,
-        "top_contributors": [],
-    }
-    listed = [
-        Team.model_validate({"owner": owners.get(key, key), **values})
-        for key, values in figures.items()
-    ]
+        counts = {name: value for name, value in asdict(row).items() if name != "owner"}
+        return counts | {"bus_factor": bus, "top_contributors": _people_of(top, people)}
+
+    by_owner = {row.owner: row for row in rows}
+    unowned = by_owner.pop(UNOWNED, TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0))
     codeowners = None
     if found is not None and rules is not None:
         codeowners = CodeownersSource(
@@ -453,20 +441,14 @@ def teams_document(
                 for problem in rules.problems
             ],
         )
+    listed = [
+        Team.model_validate(figures(row) | {"owner": owners.get(key, key)})
+        for key, row in by_owner.items()
+    ]
     return Teams(
         codebase_id=codebase_id,
         codeowners=codeowners,
         teams=sorted(listed, key=lambda team: (team.owner.lower(), team.owner)),
-        unowned=TeamFigures.model_validate(unowned),
+        unowned=TeamFigures.model_validate(figures(unowned)),
         generated_at=now,
     )
-
-
-_TEAM_FIGURES = (
-    "files",
-    "lines",
-    "commits",
-    "authored_additions_lines",
-    "authored_deletions_lines",
-    "contributors",
-)

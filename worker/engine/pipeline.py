@@ -60,6 +60,7 @@ from worker.engine.export import (
     build_documents,
     export_paths,
     publish_documents,
+    shown_people,
     teams_document,
     top_hotspots,
 )
@@ -78,7 +79,6 @@ from worker.engine.store import (
     Manifest,
     PartFiles,
     PartRef,
-    RecentWindow,
     compact_parts,
     drop_commits,
     stored_shas,
@@ -731,13 +731,6 @@ def _count_teams(
     return replace(state, owners=owners)
 
 
-def _stored_window(state: path_state.PathState | None) -> RecentWindow | None:
-    window = state.window if state else None
-    if window is None:
-        return None
-    return RecentWindow(floor=window.floor, ceiling=window.ceiling, later=window.later)
-
-
 def _head_time(source: _Source) -> int | None:
     """The committer time of the default branch's head commit."""
     if source.head is None:
@@ -834,11 +827,9 @@ def _export_paths(
     churn = path_state.person_churn(cells, kids, authored, moves)
     ranked = path_state.leaders(churn, people.keys)
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
-    names = [shown.get(key, (key, key)) for key in people.keys]
+    names = shown_people([shown.get(key, (key, key)) for key in people.keys], run.email_mode)
     last = None if run.tidy or not state.entries.num_rows else state.entries
-    paths = export_paths(
-        run.codebase_id, figures, ranked, rules.classes, names, run.email_mode, now, last
-    )
+    paths = export_paths(run.codebase_id, figures, ranked, rules.classes, names, now, last)
     run.hotspots = top_hotspots(figures)
     rows = teams.team_figures(state.owners, lines, figures, cells, kids, run.team_commits)
     leaders = path_state.leaders(teams.team_churn(state.owners, churn), people.keys)
@@ -849,7 +840,6 @@ def _export_paths(
         run.codeowners_file,
         run.codeowners_rules,
         names,
-        run.email_mode,
         now,
     )
     return paths, document
@@ -880,7 +870,7 @@ async def _commit(
             "punch_card": run.tally.punch_rows() if run.tally else [],
             "classes_key": run.classes_key,
             "paths_key": run.paths_key,
-            "paths_window": _stored_window(run.paths),
+            "paths_window": run.paths.window if run.paths else None,
             "team_commits": run.team_commits,
             "codeowners": run.codeowners_digest,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],

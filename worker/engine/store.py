@@ -51,14 +51,6 @@ class PublishedDocument(BaseModel):
     version: str
 
 
-class RecentWindow(BaseModel):
-    """paths.Window as the manifest keeps it."""
-
-    floor: int
-    ceiling: int
-    later: int | None = None
-
-
 class Manifest(BaseModel):
     schema_version: int = MANIFEST_VERSION
     codebase_id: int
@@ -84,7 +76,7 @@ class Manifest(BaseModel):
     # The per-path state (worker/engine/paths.py): its cells' object, its other tables beside
     # it (paths_tables); the window of its recent rows.
     paths_key: str | None = None
-    paths_window: RecentWindow | None = None
+    paths_window: Window | None = None
     # Per team (worker/engine/teams.py, by owner key): its commits; what the owners kept with
     # the per-path state were matched with (a digest of the CODEOWNERS file used, "" for none).
     team_commits: dict[str, int] = {}
@@ -312,15 +304,7 @@ class CodebaseState:
                 return None
             tables.append(read_cells(path, schema))
         cells, shared, recent, entries, owners = tables
-        window = manifest.paths_window
-        return PathState(
-            cells,
-            shared,
-            recent,
-            None if window is None else Window(window.floor, window.ceiling, window.later),
-            entries,
-            owners,
-        )
+        return PathState(cells, shared, recent, manifest.paths_window, entries, owners)
 
     async def save_paths(self, state: PathState) -> str:
         """Upload the per-path state's tables under a new key, which the next manifest names
