@@ -157,8 +157,13 @@ async def test_the_hash_of_what_a_document_says_leaves_out_only_when_it_was_made
     git_repo: GitRepo, tmp_path: Path
 ) -> None:
     """Publishing serializes each document once and hashes it without its generation time: the
-    same hash as a serialization that leaves the time out, for every document a run makes."""
+    same hash as a serialization that leaves the time out, for every document a run makes,
+    contributor_activity's included, which is assembled from JSON written in Arrow: its bytes
+    are the model's, names that JSON escapes included."""
     git_repo.commit({"a.py": "a = 1\n", "docs/b.md": "# b\n"})
+    git_repo.commit(
+        {"a.py": "a = 2\nb = 3\n"}, author=('Zo\u00eb "Z" O\\Br\u00efen \u2713', "zoe@example.com")
+    )
     storage = LocalStorage(tmp_path / "storage")
     await analyze(git_repo, storage, tmp_path / "work")
     checked = 0
@@ -170,6 +175,8 @@ async def test_the_hash_of_what_a_document_says_leaves_out_only_when_it_was_made
         document = model.model_validate_json(stored.data)
         body, digest = body_and_hash(document)
         assert body == document.to_json() == stored.data
+        if isinstance(document, ContributorActivity):
+            assert [len(person.weeks) for person in document.contributors] == [1, 1]
         assert digest == content_hash(document)
         made = list(type(document).model_fields)[-1]
         assert made in ("generated_at", "updated_at")

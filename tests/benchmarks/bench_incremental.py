@@ -101,7 +101,8 @@ def _pick_file(checkout: Path, requested: str | None) -> str:
     raise SystemExit("the default branch has no regular text file to modify")
 
 
-def _commit_one(checkout: Path, path: str, n: int) -> str:
+def _commit_one(checkout: Path, path: str, n: int, when: int | None = None) -> str:
+    """Commit update `n` to `path`, dated `when` (a Unix time; None: now)."""
     with open(checkout / path, "a", encoding="utf-8") as f:
         f.write(f"gitstats incremental benchmark, update {n} at {time.time_ns()}\n")
     env = {
@@ -111,6 +112,8 @@ def _commit_one(checkout: Path, path: str, n: int) -> str:
         "GIT_COMMITTER_NAME": "Benchmark",
         "GIT_COMMITTER_EMAIL": "benchmark@example.com",
     }
+    if when is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = f"@{when} +0000"
     subprocess.run(
         ["git", "commit", "-q", "--no-verify", "-m", f"benchmark update {n}", "--", path],
         cwd=checkout,

@@ -21,6 +21,7 @@ from contract.documents import (
     CodeownersSource,
     Contributor,
     ContributorActivity,
+    ContributorActivityRow,
     Document,
     EmailMode,
     Excluded,
@@ -66,7 +67,7 @@ def _share(part: int, whole: int) -> float:
 
 def build_documents(
     facts: CodebaseFacts, email_mode: EmailMode, now: datetime
-) -> dict[str, Document]:
+) -> dict[str, Document | RenderedDocument]:
     """overview, branches, activity, ownership and contributor_activity (status is written by
     the pipeline)."""
     agg, snap, totals = facts.aggregates, facts.snapshot, facts.aggregates.totals
@@ -155,15 +156,20 @@ def build_documents(
     people = []
     for row in agg.contributor_activity:
         email, digest = email_fields(row["email"], email_mode)
-        shown = {name: value for name, value in row.items() if name != "key"}
-        people.append(shown | {"email": email, "email_sha256": digest})
-    contributor_activity = ContributorActivity.model_validate(
-        {
-            "codebase_id": facts.codebase_id,
-            "total_contributors": len(people),
-            "contributors": people,
-            "generated_at": now,
-        }
+        shown = {name: value for name, value in row.items() if name not in ("key", "weeks")}
+        person = ContributorActivityRow(
+            **shown | {"email": email, "email_sha256": digest, "weeks": []}
+        )
+        people.append(_spliced(person.model_dump_json().encode(), b"weeks", row["weeks"].encode()))
+    envelope = ContributorActivity(
+        codebase_id=facts.codebase_id,
+        total_contributors=len(people),
+        contributors=[],
+        generated_at=now,
+    )
+    contributor_activity = RenderedDocument(
+        ContributorActivity,
+        _spliced(envelope.to_json(), b"contributors", b"[" + b",".join(people) + b"]"),
     )
     return {
         "overview": overview,
@@ -172,6 +178,30 @@ def build_documents(
         "ownership": ownership,
         "contributor_activity": contributor_activity,
     }
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    """A document whose JSON is assembled from parts already written as JSON (the weeks of
+    contributor_activity), byte for byte what its model writes (tests check it): the model
+    would validate and serialize every one of tens of thousands of rows on every push."""
+
+    model: type[Document]
+    body: bytes
+
+    def to_json(self) -> bytes:
+        return self.body
+
+    def parsed(self) -> Document:
+        return self.model.model_validate_json(self.body)
+
+
+def _spliced(body: bytes, member: bytes, value: bytes) -> bytes:
+    """`body`, a model's JSON with an empty list `member`, with `value` as that list. Only the
+    first occurrence is replaced: the members before it hold numbers, and strings after it."""
+    empty = b'"%s":[]' % member
+    at = body.index(empty)
+    return body[:at] + b'"%s":' % member + value + body[at + len(empty) :]
 
 
 # When a document was generated: left out of what it says.
@@ -184,22 +214,24 @@ def content_hash(document: Document) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def body_and_hash(document: Document) -> tuple[bytes, str]:
+def body_and_hash(document: Document | RenderedDocument) -> tuple[bytes, str]:
     """The document's JSON and its content_hash, serialized once: every document ends with
     when it was generated, so what it says is its JSON without that last member (the 3 MB
     documents of a long history cost a second serialization otherwise)."""
     body = document.to_json()
-    last = list(type(document).model_fields)[-1]
+    model = document.model if isinstance(document, RenderedDocument) else type(document)
+    last = list(model.model_fields)[-1]
     cut = body.rfind(b',"%s":' % last.encode()) if last in _GENERATED else -1
     if cut < 0:
-        return body, content_hash(document)
+        parsed = document.parsed() if isinstance(document, RenderedDocument) else document
+        return body, content_hash(parsed)
     return body, hashlib.sha256(body[:cut] + b"}").hexdigest()
 
 
 async def publish_documents(
     storage: Storage,
     codebase_id: int,
-    documents: dict[str, Document],
+    documents: dict[str, Document | RenderedDocument],
     published: dict[str, PublishedDocument],
     *,
     verify: bool = True,
@@ -279,7 +311,6 @@ def export_paths(
     figures = figures.append_column(
         "class", classes_of(classes, figures.column("path")).cast(pa.int64())
     )
-    tops = {path: _people_of(top, people) for path, (top, _) in ranked.items()}
     texts = pc.binary_join_element_wise(
         *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
         ",",
@@ -289,7 +320,7 @@ def export_paths(
     paths = figures.column("path").to_pylist()
     fingerprints = [
         hashlib.blake2b(
-            f"{text}|{tops.get(path)!r}|{ranked.get(path, ((), 0))[1]}".encode(), digest_size=16
+            f"{text}|{_leaders_text(ranked.get(path), people)}".encode(), digest_size=16
         ).digest()
         for path, text in zip(paths, texts.to_pylist(), strict=True)
     ]
@@ -347,7 +378,7 @@ def export_paths(
                 "class": None if is_directory else kinds[row["class"]],
                 "first_commit_at": datetime.fromtimestamp(row["first_time"], UTC),
                 "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
-                "top_contributors": tops.get(path, []),
+                "top_contributors": _people_of(ranked.get(path, ([], 0))[0], people),
                 "bus_factor": bus,
             }
         )
@@ -366,6 +397,17 @@ def export_paths(
     return PathsExport(
         documents, [_document_name(path) for path in gone], entries, everything=last is None
     )
+
+
+def _leaders_text(
+    ranked: tuple[list[tuple[int, int]], int] | None, people: list[tuple[str, str | None]]
+) -> str:
+    """What a path's entry shows of its people (top contributors as shown, bus factor), as
+    text for its fingerprint: plain tuples, not the documents' models (thousands of paths)."""
+    if ranked is None:
+        return "[]|0"
+    top, bus = ranked
+    return f"{[(people[kid], churn) for kid, churn in top]!r}|{bus}"
 
 
 class Hotspot(NamedTuple):

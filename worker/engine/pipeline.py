@@ -57,6 +57,7 @@ from worker.engine.export import (
     CodebaseFacts,
     Hotspot,
     PathsExport,
+    RenderedDocument,
     build_documents,
     export_paths,
     publish_documents,
@@ -773,7 +774,7 @@ async def export(
     table: snapshots.pa.Table,
     branch_facts: list[Branch],
     now: datetime,
-) -> dict[str, Document]:
+) -> dict[str, Document | RenderedDocument]:
     """Phase 8: the documents, built from what the earlier phases found. They are published
     only once the run's state is committed, so readers never see what a run did not commit."""
     await run.enter(Phase.EXPORT)
@@ -905,7 +906,7 @@ async def _commit(
     run.status.status = run.status.status.model_copy(update={"refs": heads})
 
 
-async def _publish(run: _Run, documents: dict[str, Document]) -> list[str]:
+async def _publish(run: _Run, documents: dict[str, Document | RenderedDocument]) -> list[str]:
     """Write the committed state's documents that storage does not hold yet; their names.
 
     What storage then holds is recorded in the manifest, so that a later run rewrites a document
