@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return r.engine.wall_s / r.git.wall_s
 
     smallest, largest = args.sizes[0], args.sizes[-1]
-    push = {size: median([run.inner_s for run in pushes[size][1]]) for size in args.sizes}
+    push = {size: median([run.inner_s for run in pushes[size].updates]) for size in args.sizes}
     push_ratio = push[largest] / push[smallest]
     peak = git_round.engine.tree_peak_rss_kib
     rows = [

@@ -7,10 +7,11 @@ re-keys the whole history on the next run at the cost of an aggregation.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pygit2
 
 from worker.engine.extract import MAX_IDENTITY_CHARS, SHORTENED
 from worker.engine.mailmap import Mailmap
-from worker.engine.tally import AUTHORED, EPOCH_ORDINAL, Rows, Rules, Tally, tally_rows
+from worker.engine.tally import AUTHORED, Rows, Rules, Tally, tally_rows
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ class Totals:
 @dataclass(frozen=True)
 class Aggregates:
     totals: Totals
-    weekly: list[dict[str, Any]]
-    monthly: list[dict[str, Any]]
+    # The activity series, each the JSON text of its list of ActivityPeriod.
+    weekly: str
+    monthly: str
     punch_card: list[dict[str, Any]]
     # Authors by churn, then the people who only co-authored (`commits` 0).
     contributors: list[dict[str, Any]]
@@ -206,31 +208,42 @@ def _keyed(cells: pa.Table, people: People) -> _Keyed:
     return _Keyed(keyed, mapped_names, mapped_emails, pair_keys, people.keys, raw, people)
 
 
-def _series(keyed: _Keyed, unit: str) -> list[dict[str, Any]]:
+def _series(keyed: _Keyed, unit: str) -> str:
+    """The activity series by `unit` ("week" or "month"), as the JSON text of its list of
+    ActivityPeriod."""
     needed = keyed.cells.select([unit, *_SUMS, *_MASKED, "kid"])
     grouped = needed.group_by(unit, use_threads=False).aggregate(
         [(column, "sum") for column in (*_SUMS, *_MASKED)] + [("kid", "count_distinct")]
     )
     grouped = grouped.sort_by(unit)
-    columns = [grouped.column(f"{column}_sum").to_pylist() for column in _SUMS]
-    authored = [grouped.column(f"{column}_sum").to_pylist() for column in _MASKED[:2]]
-    # Days since 1970 to ISO dates by hand: Arrow's dates to Python objects cost more.
-    periods = grouped.column(unit).cast(pa.int32()).to_pylist()
-    people = grouped.column("kid_count_distinct").to_pylist()
-    return [
-        {
-            "period_start": _iso(period),
-            **dict(zip(_SUMS, sums, strict=True)),
-            "contributors": n,
-            "authored_additions_lines": adds,
-            "authored_deletions_lines": dels,
-        }
-        for period, *sums, n, adds, dels in zip(periods, *columns, people, *authored, strict=True)
-    ]
+    members = {
+        "period_start": grouped.column(unit),
+        **{column: grouped.column(f"{column}_sum") for column in _SUMS},
+        "contributors": grouped.column("kid_count_distinct"),
+        **{column: grouped.column(f"masked_{column}_sum") for column in AUTHORED[:2]},
+    }
+    return _json_list(_json_rows(members))
 
 
-def _iso(days: int) -> str:
-    return date.fromordinal(EPOCH_ORDINAL + days).isoformat()
+def _json_rows(members: dict[str, pa.ChunkedArray]) -> pa.ChunkedArray:
+    """Each row as the JSON object of these members, in this order, written by Arrow's string
+    kernels: a long history has thousands of periods and tens of thousands of person-weeks,
+    which models would validate and serialize one by one on every push. The members are
+    numbers or dates (written as ISO dates), which need no escaping; tests check the text
+    against the models' own."""
+    pieces: list[str | pa.ChunkedArray] = []
+    before = "{"
+    for name, column in members.items():
+        quote = '"' if pa.types.is_date(column.type) else ""
+        pieces += [f'{before}"{name}":{quote}', column.cast(pa.string())]
+        before = f"{quote},"
+    pieces.append(before.removesuffix(",") + "}")
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _json_list(rows: pa.ChunkedArray) -> str:
+    """The JSON text of the list of these rows (JSON texts)."""
+    return "[" + ",".join(rows.to_pylist()) + "]"
 
 
 # The authored columns of the cells that count as authored (0 in the others), as "masked_*".
@@ -489,16 +502,18 @@ def _contributor_activity(
         pc.invert(pc.is_in(weeks.column("kid").cast(pa.int32()), value_set=bots)),
     )
     weeks = weeks.filter(active)
-    # Sorted by kid: each person's weeks are one run of rows.
-    kids = weeks.column("kid").to_pylist()
-    rows = _week_texts(weeks).to_pylist()
+    # Sorted by kid: each person's weeks are one run of rows, joined in Arrow.
+    runs = weeks.group_by("kid", use_threads=False).aggregate([("kid", "count")]).sort_by("kid")
+    offsets = pa.array([0, *itertools.accumulate(runs.column("kid_count").to_pylist())], pa.int32())
+    members = {
+        "week_start": weeks.column("week"),
+        "commits": weeks.column("masked_commits"),
+        **{column: weeks.column(f"masked_{column}") for column in AUTHORED[:2]},
+    }
+    texts = _json_rows(members).combine_chunks()
+    lists = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",").to_pylist()
     result = []
-    start = 0
-    while start < len(kids):
-        kid = kids[start]
-        end = start
-        while end < len(kids) and kids[end] == kid:
-            end += 1
+    for kid, text in zip(runs.column("kid").to_pylist(), lists, strict=True):
         adds, dels, _ab, _db, commits = shares.totals[kid]
         person = shown[people.keys[kid]]
         result.append(
@@ -509,29 +524,10 @@ def _contributor_activity(
                 "commits": commits,
                 "authored_additions_lines": adds,
                 "authored_deletions_lines": dels,
-                "weeks": "[" + ",".join(rows[start:end]) + "]",
+                "weeks": f"[{text}]",
             }
         )
-        start = end
     return sorted(result, key=_by_authored_churn("commits"))
-
-
-def _week_texts(weeks: pa.Table) -> pa.ChunkedArray:
-    """Each person-week as the JSON of a ContributorWeek, written in Arrow: a long history has
-    tens of thousands of them, which models would validate and serialize one by one on every
-    push. Numbers and ISO dates need no escaping; tests check the text against the model's."""
-    pieces = [
-        '{"week_start":"',
-        weeks.column("week").cast(pa.string()),
-        '","commits":',
-        weeks.column("masked_commits").cast(pa.string()),
-        ',"authored_additions_lines":',
-        weeks.column("masked_authored_additions_lines").cast(pa.string()),
-        ',"authored_deletions_lines":',
-        weeks.column("masked_authored_deletions_lines").cast(pa.string()),
-        "}",
-    ]
-    return pc.binary_join_element_wise(*pieces, "")
 
 
 def _sum(cells: pa.Table, column: str) -> int:

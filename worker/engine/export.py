@@ -110,16 +110,22 @@ def build_documents(
         branches=facts.branches,
         generated_at=now,
     )
-    # Validated whole from the rows: a model per row built in Python cost twice as much, and the
-    # weekly series of a long history has thousands of rows.
-    activity = Activity.model_validate(
+    envelope = Activity.model_validate(
         {
             "codebase_id": facts.codebase_id,
-            "weekly": agg.weekly,
-            "monthly": agg.monthly,
+            "weekly": [],
+            "monthly": [],
             "punch_card": agg.punch_card,
             "generated_at": now,
         }
+    )
+    activity = RenderedDocument(
+        Activity,
+        _spliced(
+            _spliced(envelope.to_json(), b"weekly", agg.weekly.encode()),
+            b"monthly",
+            agg.monthly.encode(),
+        ),
     )
     contributors = []
     for row in agg.contributors:
@@ -161,7 +167,7 @@ def build_documents(
             **shown | {"email": email, "email_sha256": digest, "weeks": []}
         )
         people.append(_spliced(person.model_dump_json().encode(), b"weeks", row["weeks"].encode()))
-    envelope = ContributorActivity(
+    wrapper = ContributorActivity(
         codebase_id=facts.codebase_id,
         total_contributors=len(people),
         contributors=[],
@@ -169,7 +175,7 @@ def build_documents(
     )
     contributor_activity = RenderedDocument(
         ContributorActivity,
-        _spliced(envelope.to_json(), b"contributors", b"[" + b",".join(people) + b"]"),
+        _spliced(wrapper.to_json(), b"contributors", b"[" + b",".join(people) + b"]"),
     )
     return {
         "overview": overview,
@@ -182,9 +188,10 @@ def build_documents(
 
 @dataclass(frozen=True)
 class RenderedDocument:
-    """A document whose JSON is assembled from parts already written as JSON (the weeks of
-    contributor_activity), byte for byte what its model writes (tests check it): the model
-    would validate and serialize every one of tens of thousands of rows on every push."""
+    """A document whose JSON is assembled from parts already written as JSON (the series of
+    activity, the weeks of contributor_activity: worker/engine/aggregate.py), byte for byte
+    what its model writes (tests check it): the model would validate and serialize every one
+    of tens of thousands of rows on every push."""
 
     model: type[Document]
     body: bytes
