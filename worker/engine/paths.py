@@ -265,13 +265,23 @@ def bus_factor(churns: list[int]) -> int:
 
 def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
     """Per path: its top people as (kid, churn), most churn first, ties by key; and its bus
-    factor. Ranked in Arrow: only each path's top rows and its bus factor reach Python."""
+    factor. Ranked in Arrow on integer codes (each path's, each key's rank): only each path's
+    top rows and its bus factor reach Python."""
     if not churn.num_rows:
         return {}
-    key = pc.take(pa.array(keys, pa.string()), churn.column("kid"))
-    ordered = churn.append_column("key", key).sort_by(
-        [("path", "ascending"), ("churn", "descending"), ("key", "ascending")]
-    )
+    coded = pc.dictionary_encode(churn.column("path")).combine_chunks()
+    by_key = sorted(range(len(keys)), key=keys.__getitem__)
+    key_rank = [0] * len(keys)
+    for rank, kid in enumerate(by_key):
+        key_rank[kid] = rank
+    ordered = pa.table(
+        {
+            "path": coded.indices,
+            "kid": churn.column("kid"),
+            "churn": churn.column("churn"),
+            "key": pc.take(pa.array(key_rank, pa.int32()), churn.column("kid")),
+        }
+    ).sort_by([("path", "ascending"), ("churn", "descending"), ("key", "ascending")])
     paths = ordered.column("path")
     churns = ordered.column("churn")
     index = pa.array(range(ordered.num_rows), pa.int64())
@@ -286,15 +296,16 @@ def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[in
     total = pc.take(totals.column("churn_sum"), pc.index_in(paths, value_set=totals.column("path")))
     majority = ranked.filter(pc.greater(pc.multiply(held, 2), total))
     bus = majority.group_by("path", use_threads=False).aggregate([("rank", "min")])
+    names = coded.dictionary.to_pylist()
     result: dict[bytes, tuple[list[tuple[int, int]], int]] = {
-        path: ([], low + 1)
+        names[path]: ([], low + 1)
         for path, low in zip(
             bus.column("path").to_pylist(), bus.column("rank_min").to_pylist(), strict=True
         )
     }
     top = ranked.filter(pc.less(rank, TOP_CONTRIBUTORS)).select(["path", "kid", "churn"])
     for path, kid, amount in zip(*top.to_pydict().values(), strict=True):
-        result.setdefault(path, ([], 0))[0].append((kid, amount))
+        result.setdefault(names[path], ([], 0))[0].append((kid, amount))
     return result
 
 
