@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from contract import layout
 from contract.documents import Phase
 from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.gitrepos import GitRepo, git_commit_count
 from worker.engine.pipeline import RunResult, analyze_codebase
+from worker.engine.store import TALLY_JOURNAL_LIMIT, Manifest
 
 
 class Codebase:
@@ -153,3 +156,33 @@ async def test_a_url_source_goes_through_git_transport_and_ends_the_same(
     assert without_run_timestamps(await read_documents(over_url, 1)) == without_run_timestamps(
         await read_documents(codebase.storage, 1)
     )
+
+
+async def test_pushes_journal_their_tally_then_fold_it(git_repo: GitRepo, tmp_path: Path) -> None:
+    """A push whose cells are few beside the tally's writes only its own, named in the
+    manifest's tally journal and merged on load; at TALLY_JOURNAL_LIMIT the journal is folded
+    into one tally. Storage holds no tally object the manifest does not name, and the
+    documents are a fresh run's before and after the fold."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for week in range(40):  # 80 cells: two people, forty weeks
+        for person in (("Ann", "ann@example.com"), ("Bo", "bo@example.com")):
+            git_repo.commit(
+                {f"{person[0]}.txt": f"{week}\n"}, author=person, date=start + timedelta(weeks=week)
+            )
+    codebase = Codebase(git_repo, tmp_path)
+    await codebase.sync()
+    journal = []
+    for n in range(TALLY_JOURNAL_LIMIT + 2):
+        git_repo.commit({"push.txt": f"{n}\n"}, date=start + timedelta(weeks=41, hours=n))
+        await codebase.sync()
+        stored = await codebase.storage.get(layout.manifest(1))
+        assert stored is not None
+        manifest = Manifest.model_validate_json(stored.data)
+        journal.append(len(manifest.tally_journal))
+        prefix = layout.state_object(1, "tally/")
+        named = {key for key in manifest.objects() if key.startswith(prefix)}
+        assert set(await codebase.storage.list(prefix)) == named
+        if len(manifest.tally_journal) == TALLY_JOURNAL_LIMIT:
+            await codebase.equals_fresh_run("journal")
+    assert journal == [*range(1, TALLY_JOURNAL_LIMIT + 1), 0, 1]
+    await codebase.equals_fresh_run("folded")

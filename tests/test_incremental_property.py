@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pyarrow as pa
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -39,7 +40,7 @@ from worker.engine.paths import PATH_TABLES
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.sha_index import ShaIndex
 from worker.engine.store import paths_tables
-from worker.engine.tally import read_cells
+from worker.engine.tally import compact, read_cells
 
 EXAMPLES = int(os.environ.get("GITSTATS_HYPOTHESIS_EXAMPLES", "8"))
 STEPS = int(os.environ.get("GITSTATS_HYPOTHESIS_STEPS", "8"))
@@ -219,9 +220,13 @@ async def _sync_and_read(
         manifest = await storage.get(layout.manifest(CODEBASE_ID))
         assert manifest is not None
         state = json.loads(manifest.data)
-        cells = await storage.get(state["tally_key"])
-        assert cells is not None
-        rows = read_cells(cells.data).to_pylist()
+        # The tally's object and what its journal adds, each key's cells folded into one.
+        tables = []
+        for key in [state["tally_key"], *state["tally_journal"]]:
+            stored_cells = await storage.get(key)
+            assert stored_cells is not None
+            tables.append(read_cells(stored_cells.data))
+        rows = compact(pa.concat_tables(tables)).to_pylist()
         documents["tally"] = {
             "cells": sorted(rows, key=lambda row: json.dumps(row, default=str)),
             "punch_card": state["punch_card"],

@@ -341,11 +341,27 @@ def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: People) -> 
     given = authored.select(["kid", "week", *_MASKED])
     moved = pa.table(moves, schema=given.schema)
     both = pa.concat_tables([given, moved]) if moved.num_rows else given
-    weeks = both.group_by(["kid", "week"], use_threads=False).aggregate(
-        [(column, "sum") for column in _MASKED]
+    # Grouped on one integer key (kid, then week): Arrow's grouping on two keys took from 3 to
+    # 15 ms for the 30,000 person-weeks of a long history, on one a steady 4.
+    key = pc.add(
+        pc.multiply(both.column("kid").cast(pa.int64()), pa.scalar(1 << 32, pa.int64())),
+        pc.add(both.column("week").cast(pa.int32()).cast(pa.int64()), pa.scalar(1 << 31)),
     )
-    weeks = weeks.rename_columns(["kid", "week", *_MASKED]).sort_by(
-        [("kid", "ascending"), ("week", "ascending")]
+    grouped = (
+        both.select(list(_MASKED))
+        .append_column("key", key)
+        .group_by("key", use_threads=False)
+        .aggregate([(column, "sum") for column in _MASKED])
+        .sort_by("key")
+    )
+    key = grouped.column("key")
+    week = pc.subtract(pc.bit_wise_and(key, pa.scalar((1 << 32) - 1)), pa.scalar(1 << 31))
+    weeks = pa.table(
+        {
+            "kid": pc.shift_right(key, pa.scalar(32)).cast(pa.int32()),
+            "week": week.cast(pa.int32()).cast(pa.date32()),
+            **{column: grouped.column(f"{column}_sum") for column in _MASKED},
+        }
     )
     by_kid = weeks.group_by("kid", use_threads=False).aggregate(
         [(column, "sum") for column in _MASKED]

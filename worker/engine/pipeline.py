@@ -76,6 +76,7 @@ from worker.engine.fetch import (
 from worker.engine.mailmap import Mailmap
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
+    TALLY_JOURNAL_LIMIT,
     CodebaseState,
     Manifest,
     PartFiles,
@@ -310,6 +311,7 @@ class _Run:
     removed_rows: pa.Table | None = None
     tally: tallies.Tally | None = None
     tally_key: str | None = None
+    tally_journal: list[str] = field(default_factory=list)
     # The rules the tally is counted with, and the path classes' object.
     rules: tallies.Rules | None = None
     classes_key: str | None = None
@@ -637,12 +639,28 @@ async def aggregate(
     if tally is None or rules_changed:
         tally = await asyncio.to_thread(tallies.tally_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
+    elif added and run.removed_rows is None:
+        new = tallies.Rows.of_parts([(p.commits, p.files) for p in added])
+        delta = await asyncio.to_thread(tallies.tally_rows, new, rules)
+        tally = await asyncio.to_thread(tallies.plus, tally, delta)
+        journal = manifest.tally_journal
+        if (
+            len(journal) < TALLY_JOURNAL_LIMIT
+            and delta.cells.num_rows * TALLY_JOURNAL_LIMIT <= tally.cells.num_rows
+        ):
+            # A push writes its own cells, not the whole history's.
+            run.tally_key = manifest.tally_key
+            run.tally_journal = [*journal, await run.state.save_tally(delta)]
+        else:
+            tally = replace(tally, cells=await asyncio.to_thread(tallies.compact, tally.cells))
+            run.tally_key = await run.state.save_tally(tally)
     elif added or run.removed_rows is not None:
         new = tallies.Rows.of_parts([(p.commits, p.files) for p in added])
         tally = await asyncio.to_thread(tallies.update, tally, new, run.removed_rows, every, rules)
+        tally = replace(tally, cells=await asyncio.to_thread(tallies.compact, tally.cells))
         run.tally_key = await run.state.save_tally(tally)
     else:
-        run.tally_key = manifest.tally_key
+        run.tally_key, run.tally_journal = manifest.tally_key, manifest.tally_journal
     run.tally = tally
     aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors)
     return aggregates, mailmap
@@ -868,6 +886,7 @@ async def _commit(
             "snapshot_key": snapshot_key,
             "divergence": divergence,
             "tally_key": run.tally_key,
+            "tally_journal": run.tally_journal,
             "punch_card": run.tally.punch_rows() if run.tally else [],
             "classes_key": run.classes_key,
             "paths_key": run.paths_key,
@@ -891,8 +910,10 @@ async def _commit(
     await run.state.delete_parts(obsolete)
     if manifest.snapshot_key and manifest.snapshot_key != snapshot_key:
         await run.storage.delete(manifest.snapshot_key)
-    if manifest.tally_key and manifest.tally_key != run.tally_key:
-        await run.state.delete_tally(manifest.tally_key)
+    kept = {run.tally_key, *run.tally_journal}
+    for key in [manifest.tally_key, *manifest.tally_journal] if manifest.tally_key else []:
+        if key not in kept:
+            await run.state.delete_tally(key)
     if manifest.classes_key and manifest.classes_key != run.classes_key:
         await run.state.delete_classes(manifest.classes_key)
     if manifest.paths_key and manifest.paths_key != run.paths_key:

@@ -51,6 +51,10 @@ class PublishedDocument(BaseModel):
     version: str
 
 
+# How many pushes' tallies a manifest's tally journal holds before they are folded into one.
+TALLY_JOURNAL_LIMIT = 16
+
+
 class Manifest(BaseModel):
     schema_version: int = MANIFEST_VERSION
     codebase_id: int
@@ -68,6 +72,10 @@ class Manifest(BaseModel):
     # co-authored commits' object beside it), and the punch card as [weekday, hour, commits]
     # rows. No key: counted from the parts on the next run.
     tally_key: str | None = None
+    # What pushes added since, oldest first: each a tally of its own (cells, co-authored commits
+    # beside them) loaded with it, so that a push writes its own few cells and not the whole
+    # history's; folded into a new tally_key after TALLY_JOURNAL_LIMIT of them.
+    tally_journal: list[str] = []
     punch_card: list[list[int]] = []
     # The rules the tally was counted with: the path classes' object (worker/engine/classes.py)
     # and the ignored revisions. When they change, the tally is counted again.
@@ -86,8 +94,8 @@ class Manifest(BaseModel):
         """The keys of every state object this manifest names, its own included."""
         named = {key for ref in self.parts for key in _part_keys(self.codebase_id, ref.name)}
         named.add(layout.manifest(self.codebase_id))
-        if self.tally_key:
-            named |= {self.tally_key, coauthored_of(self.tally_key)}
+        for key in [self.tally_key, *self.tally_journal] if self.tally_key else []:
+            named |= {key, coauthored_of(key)}
         if self.paths_key:
             named |= set(paths_tables(self.paths_key))
         named |= {key for key in (self.snapshot_key, self.classes_key) if key}
@@ -275,17 +283,21 @@ class CodebaseState:
         """The tally `manifest` names; None if it names none, or its objects are gone."""
         if manifest.tally_key is None:
             return None
-        cells = await self._local_copy(manifest.tally_key)
-        coauthored = await self._local_copy(coauthored_of(manifest.tally_key))
-        if cells is None or coauthored is None:
-            return None
+        cells, coauthored = [], []
+        for key in [manifest.tally_key, *manifest.tally_journal]:
+            cells_path = await self._local_copy(key)
+            coauthored_path = await self._local_copy(coauthored_of(key))
+            if cells_path is None or coauthored_path is None:
+                return None
+            cells.append(read_cells(cells_path))
+            coauthored.append(read_cells(coauthored_path, COAUTHORED_SCHEMA))
         return Tally.from_stored(
-            read_cells(cells), manifest.punch_card, read_cells(coauthored, COAUTHORED_SCHEMA)
+            pa.concat_tables(cells), manifest.punch_card, pa.concat_tables(coauthored)
         )
 
     async def save_tally(self, tally: Tally) -> str:
         """Upload the tally's cells and co-authored commits under a new key (the latter beside
-        it), which the next manifest names."""
+        it), which the next manifest names as its tally or in its journal."""
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.arrow")
         await self._put_tables([(tally.coauthored, coauthored_of(key)), (tally.cells, key)])
         return key

@@ -145,6 +145,8 @@ class Rows:
 
 @dataclass
 class Tally:
+    # One key may be in several cells (a push's beside the history's: `plus`); every reader
+    # adds them up, and what is stored as one tally is `compact`.
     cells: pa.Table
     punch: PunchCard = field(default_factory=Counter)
     coauthored: pa.Table = field(default_factory=COAUTHORED_SCHEMA.empty_table)
@@ -427,8 +429,6 @@ def merge_cells(a: pa.Table, b: pa.Table) -> pa.Table:
     so a push does not regroup the whole history's cells."""
     if not b.num_rows:
         return a
-    if not a.num_rows:
-        return b
     near = pc.and_(
         pc.is_in(a.column("author_email"), value_set=pc.unique(b.column("author_email"))),
         pc.is_in(a.column("week"), value_set=pc.unique(b.column("week"))),
@@ -478,6 +478,22 @@ def removed_rows(commit_files: Sequence[Path], removed: set[str]) -> pa.Table:
         return _table(con, "SELECT * FROM commits SEMI JOIN removed USING (sha)")
     finally:
         con.close()
+
+
+def plus(tally: Tally, added: Tally) -> Tally:
+    """`tally` with `added` (the tally of rows it does not count yet) counted in, its cells
+    beside the others: the same key may then be in two cells, which every reader adds up
+    (`compact` folds them)."""
+    return Tally(
+        pa.concat_tables([tally.cells, added.cells]),
+        tally.punch + added.punch,
+        pa.concat_tables([tally.coauthored, added.coauthored]),
+    )
+
+
+def compact(cells: pa.Table) -> pa.Table:
+    """The cells with those of one key folded into one, as `merge_cells` folds them."""
+    return merge_cells(cells.slice(0, 0), cells)
 
 
 def update(
