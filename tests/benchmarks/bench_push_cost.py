@@ -8,10 +8,13 @@ changing one line of one small file, like a busy monorepo) is generated with git
 then:
 
   1. `gitstats analyze REPO` into a fresh storage and work dir: the full backfill;
-  2. K times: one new commit changing one file (git CLI), then the engine again on the same
-     storage and work dir, in one long-lived process (tests/benchmarks/push_worker.py), as the
-     service's worker runs it;
+  2. K times (after one more, unreported, to warm the process up): one new commit changing
+     one file (git CLI), then the engine again on the same storage and work dir, in one
+     long-lived process (tests/benchmarks/push_worker.py), as the service's worker runs it;
   3. K more times the same, each in a new `gitstats analyze` process: for reference.
+
+The sizes take turns in steps 2 and 3 (one update of each, K rounds), so that a slow spell of
+the machine weighs on every size alike.
 
 Reported per size: the backfill's worker time, the median one-commit update's worker time (the
 engine's own duration_ms) and its phases, and each size's median against the smallest size's,
@@ -84,47 +87,92 @@ def _check(added: int, removed: int, n: int) -> None:
         )
 
 
-def measure(base: Path, size: int, updates: int, interval: float) -> Measured:
-    repo, storage, work = base / f"repo-{size}", base / f"storage-{size}", base / f"work-{size}"
-    say(f"{size:,} commits: generating")
-    build(repo, size, branches=0, seed=1, shape="small")
-    say(f"{size:,} commits: full backfill")
-    full = _analyze(str(repo), storage, work, interval)
-    path = _pick_file(repo, None)
-    # The generated history's dates run past today at the larger sizes (an hour apart on
-    # average): each update is dated after the history's last commit, as a real push is, so
-    # that the default head moves forward in time as it does on a real repository.
-    last = int(git("log", "-1", "--format=%ct", cwd=repo))
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.benchmarks.push_worker", str(repo), str(storage), str(work)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=bench_env(),
-        text=True,
-    )
-    assert worker.stdin is not None and worker.stdout is not None
-    done = []
-    try:
-        for n in range(1, updates + 1):
-            _commit_one(repo, path, n, when=last + n * 600)
-            worker.stdin.write("run\n")
-            worker.stdin.flush()
-            answer = json.loads(worker.stdout.readline() or "null")
-            if answer is None:
-                raise SystemExit(f"update {n}: the engine process ended (exit {worker.wait()})")
-            _check(answer["commits_added"], answer["commits_removed"], n)
-            done.append(Update(answer["duration_ms"] / 1000, answer["phases"]))
-    finally:
-        worker.stdin.close()
-        worker.wait()
-    fresh = []
-    for n in range(updates + 1, 2 * updates + 1):
-        _commit_one(repo, path, n, when=last + n * 600)
-        run = _analyze(str(repo), storage, work, interval)
+class _Subject:
+    """One size's repository, storage and work dir, and its long-lived engine process."""
+
+    def __init__(self, base: Path, size: int) -> None:
+        self.size = size
+        self.repo, self.storage, self.work = (base / f"{kind}-{size}" for kind in KINDS)
+        self.updates: list[Update] = []
+        self.fresh: list[Run] = []
+        self.worker: subprocess.Popen[str] | None = None
+
+    def prepare(self, interval: float) -> Run:
+        say(f"{self.size:,} commits: generating")
+        build(self.repo, self.size, branches=0, seed=1, shape="small")
+        say(f"{self.size:,} commits: full backfill")
+        full = _analyze(str(self.repo), self.storage, self.work, interval)
+        self.path = _pick_file(self.repo, None)
+        # The generated history's dates run past today at the larger sizes (an hour apart on
+        # average): each update is dated after the history's last commit, as a real push is,
+        # so that the default head moves forward in time as it does on a real repository.
+        self.last = int(git("log", "-1", "--format=%ct", cwd=self.repo))
+        self.n = 0
+        return full
+
+    def _commit(self) -> int:
+        self.n += 1
+        _commit_one(self.repo, self.path, self.n, when=self.last + self.n * 600)
+        return self.n
+
+    def update_in_worker(self) -> None:
+        if self.worker is None:
+            argv = [sys.executable, "-m", "tests.benchmarks.push_worker"]
+            argv += [str(self.repo), str(self.storage), str(self.work)]
+            self.worker = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=bench_env(), text=True
+            )
+        assert self.worker.stdin is not None and self.worker.stdout is not None
+        n = self._commit()
+        self.worker.stdin.write("run\n")
+        self.worker.stdin.flush()
+        answer = json.loads(self.worker.stdout.readline() or "null")
+        if answer is None:
+            raise SystemExit(f"update {n}: the engine process ended (exit {self.worker.wait()})")
+        _check(answer["commits_added"], answer["commits_removed"], n)
+        self.updates.append(Update(answer["duration_ms"] / 1000, answer["phases"]))
+
+    def update_in_new_process(self, interval: float) -> None:
+        n = self._commit()
+        run = _analyze(str(self.repo), self.storage, self.work, interval)
         _check(run.commits_added, run.commits_removed, n)
-        fresh.append(run)
-    say(f"{size:,} commits: update median {secs(median([u.inner_s for u in done]))}")
-    return Measured(full, done, fresh)
+        self.fresh.append(run)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            assert self.worker.stdin is not None
+            self.worker.stdin.close()
+            self.worker.wait()
+            self.worker = None
+
+
+KINDS = ("repo", "storage", "work")
+
+
+def measure(base: Path, sizes: list[int], updates: int, interval: float) -> dict[int, Measured]:
+    """Each size backfilled, then `updates` rounds of one update per size in its long-lived
+    process, then as many in new processes: the sizes take turns, so that what slows the
+    machine down for a while slows them alike."""
+    subjects = [_Subject(base, size) for size in sizes]
+    backfills = {subject.size: subject.prepare(interval) for subject in subjects}
+    try:
+        # A warm-up round first, not reported: the service's worker has run the engine before.
+        for subject in subjects:
+            subject.update_in_worker()
+            subject.updates.clear()
+        for _ in range(updates):
+            for subject in subjects:
+                subject.update_in_worker()
+    finally:
+        for subject in subjects:
+            subject.close()
+    for _ in range(updates):
+        for subject in subjects:
+            subject.update_in_new_process(interval)
+    for subject in subjects:
+        middle = median([u.inner_s for u in subject.updates])
+        say(f"{subject.size:,} commits: update median {secs(middle)}")
+    return {s.size: Measured(backfills[s.size], s.updates, s.fresh) for s in subjects}
 
 
 def _phases(updates: list[Update]) -> str:
@@ -204,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--updates must be at least 1")
     base = Path(tempfile.mkdtemp(prefix="gitstats-bench-push-cost-", dir=args.tmp))
     try:
-        results = {
-            size: measure(base, size, args.updates, args.interval_ms / 1000) for size in args.sizes
-        }
+        results = measure(base, args.sizes, args.updates, args.interval_ms / 1000)
         print(report(results))
     finally:
         discard_unless_kept(base, args.keep)

@@ -119,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         small_round, small_commits = full_history(str(small), base, "small")
         shutil.rmtree(small, ignore_errors=True)
 
-        pushes = {
-            size: bench_push_cost.measure(base, size, args.updates, 0.02) for size in args.sizes
-        }
+        pushes = bench_push_cost.measure(base, args.sizes, args.updates, 0.02)
         reports.append(bench_push_cost.report(pushes))
         for size in args.sizes:
             for name in ("repo", "storage", "work"):

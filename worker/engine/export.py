@@ -232,7 +232,9 @@ def body_and_hash(document: Document | RenderedDocument) -> tuple[bytes, str]:
     if cut < 0:
         parsed = document.parsed() if isinstance(document, RenderedDocument) else document
         return body, content_hash(parsed)
-    return body, hashlib.sha256(body[:cut] + b"}").hexdigest()
+    digest = hashlib.sha256(memoryview(body)[:cut])
+    digest.update(b"}")
+    return body, digest.hexdigest()
 
 
 async def publish_documents(

@@ -542,8 +542,9 @@ def update(
 
 
 def write_cells(cells: pa.Table, path: Path) -> None:
-    """The cells as an Arrow IPC file, zstd-compressed: a push reads and writes the whole tally,
-    which this does several times faster than Parquet for a size within 10 % of it."""
+    """The cells as an Arrow IPC file, zstd-compressed: a push reads the whole tally, which this
+    does several times faster than Parquet for a size within 10 % of it. (LZ4 reads the 34,000
+    cells of 400,000 commits in 3 ms instead of 7, for twice the bytes uploaded.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     with pa.ipc.new_file(
         path, cells.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")
