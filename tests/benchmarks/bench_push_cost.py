@@ -87,6 +87,10 @@ def _check(added: int, removed: int, n: int) -> None:
         )
 
 
+# A size's folders, each named with its size.
+KINDS = ("repo", "storage", "work")
+
+
 class _Subject:
     """One size's repository, storage and work dir, and its long-lived engine process."""
 
@@ -144,9 +148,6 @@ class _Subject:
             self.worker.stdin.close()
             self.worker.wait()
             self.worker = None
-
-
-KINDS = ("repo", "storage", "work")
 
 
 def measure(base: Path, sizes: list[int], updates: int, interval: float) -> dict[int, Measured]:
