@@ -186,3 +186,27 @@ async def test_pushes_journal_their_tally_then_fold_it(git_repo: GitRepo, tmp_pa
             await codebase.equals_fresh_run("journal")
     assert journal == [*range(1, TALLY_JOURNAL_LIMIT + 1), 0, 1]
     await codebase.equals_fresh_run("folded")
+
+
+async def test_someone_turning_bot_recounts_the_weeks_of_the_people_they_co_authored_with(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """A push counts again only the contributor_activity weeks of the people it touches, unless
+    someone became a bot: Bo's share of a commit Ann co-authored with him changes when Ann's
+    own new commit, as `ann[bot]` with her email, makes her a bot, though Bo is not in the push."""
+    ann, bo = ("Ann", "ann@example.com"), ("Bo", "bo@example.com")
+    git_repo.commit(
+        {"a.txt": "one\ntwo\nthree\nfour\n"},
+        message="Pair work\n\nCo-authored-by: Ann <ann@example.com>\n",
+        author=bo,
+    )
+    git_repo.commit({"b.txt": "b\n"}, author=ann)
+    codebase = Codebase(git_repo, tmp_path)
+    await codebase.sync()
+    git_repo.commit({"c.txt": "c\n"}, author=("ann[bot]", "ann@example.com"))
+    await codebase.sync()
+    documents = await read_documents(codebase.storage, 1)
+    people = {row["name"]: row for row in documents["contributor_activity"]["contributors"]}
+    assert set(people) == {"Bo"}
+    assert people["Bo"]["authored_additions_lines"] == 4  # all of the pair's commit, now
+    await codebase.equals_fresh_run("bot")

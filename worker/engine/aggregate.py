@@ -45,9 +45,10 @@ class Totals:
 @dataclass(frozen=True)
 class Aggregates:
     totals: Totals
-    # The activity series, each the JSON text of its list of ActivityPeriod.
-    weekly: str
-    monthly: str
+    # The activity series: each period's ActivityPeriod as JSON, by its first day (days since
+    # 1970).
+    weekly: dict[int, str]
+    monthly: dict[int, str]
     punch_card: list[dict[str, Any]]
     # Authors by churn, then the people who only co-authored (`commits` 0).
     contributors: list[dict[str, Any]]
@@ -155,6 +156,10 @@ class People:
         found = self._resolved[(name, email)] = (mapped_name, mapped_email, kid)
         return found
 
+    def kid_of(self, key: str) -> int | None:
+        """The kid of the contributor keyed `key`, None if none resolved to it yet."""
+        return self._kids.get(key)
+
     def kids(self, names: pa.ChunkedArray, emails: pa.ChunkedArray) -> pa.Array:
         """Each row's kid, resolving each distinct (name, email) once."""
         if not len(names):
@@ -208,21 +213,35 @@ def _keyed(cells: pa.Table, people: People) -> _Keyed:
     return _Keyed(keyed, mapped_names, mapped_emails, pair_keys, people.keys, raw, people)
 
 
-def _series(keyed: _Keyed, unit: str) -> str:
-    """The activity series by `unit` ("week" or "month"), as the JSON text of its list of
-    ActivityPeriod."""
-    needed = keyed.cells.select([unit, *_SUMS, *_MASKED, "kid"])
+def _series(keyed: _Keyed, unit: str, kept: Kept | None) -> dict[int, str]:
+    """The activity series by `unit` ("week" or "month"): each period's ActivityPeriod as JSON,
+    by its first day (days since 1970). With `kept`, only the periods of the cells a push added
+    are counted again (from every cell of theirs), the others taken from `kept`."""
+    cells = keyed.cells
+    periods: dict[int, str] = {}
+    if kept is not None:
+        touched = kept.periods[unit]
+        periods = {day: text for day, text in kept.series[unit].items() if day not in touched}
+        value_set = pa.array(sorted(touched), pa.int32()).cast(pa.date32())
+        cells = cells.filter(pc.is_in(cells.column(unit), value_set=value_set))
+    needed = cells.select([unit, *_SUMS, *_MASKED, "kid"])
     grouped = needed.group_by(unit, use_threads=False).aggregate(
         [(column, "sum") for column in (*_SUMS, *_MASKED)] + [("kid", "count_distinct")]
     )
-    grouped = grouped.sort_by(unit)
     members = {
         "period_start": grouped.column(unit),
         **{column: grouped.column(f"{column}_sum") for column in _SUMS},
         "contributors": grouped.column("kid_count_distinct"),
         **{column: grouped.column(f"masked_{column}_sum") for column in AUTHORED[:2]},
     }
-    return _json_list(_json_rows(members))
+    days = grouped.column(unit).cast(pa.int32()).to_pylist()
+    periods.update(zip(days, _json_rows(members).to_pylist(), strict=True))
+    return periods
+
+
+def json_list(rows: dict[int, str]) -> str:
+    """The JSON of the list of these rows (JSON texts), in the order of their keys."""
+    return "[" + ",".join(rows[key] for key in sorted(rows)) + "]"
 
 
 def _json_rows(members: dict[str, pa.ChunkedArray]) -> pa.ChunkedArray:
@@ -239,11 +258,6 @@ def _json_rows(members: dict[str, pa.ChunkedArray]) -> pa.ChunkedArray:
         before = f"{quote},"
     pieces.append(before.removesuffix(",") + "}")
     return pc.binary_join_element_wise(*pieces, "")
-
-
-def _json_list(rows: pa.ChunkedArray) -> str:
-    """The JSON text of the list of these rows (JSON texts)."""
-    return "[" + ",".join(rows.to_pylist()) + "]"
 
 
 # The authored columns of the cells that count as authored (0 in the others), as "masked_*".
@@ -317,11 +331,13 @@ class _Shares:
     weeks: pa.Table  # kid, week and _MASKED's columns, by kid then week
 
 
-def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: People) -> _Shares:
+def _shares(
+    cells: pa.Table, co_authored: list[_CoAuthored], people: People, only: set[int] | None
+) -> _Shares:
     """Authored figures per person (definition 11): a commit's authors' cells give it all, then
     each co-authored commit moves floor(x / n) of each figure x to each of its other n - 1
     people, and counts once for each of them. Grouped in Arrow: a long history has tens of
-    thousands of person-weeks."""
+    thousands of person-weeks. The weeks are those of the people `only` names (None: all)."""
     authored = cells.filter(cells.column("authored"))
     moves: dict[str, list[int]] = {column: [] for column in ("kid", "week", *_MASKED)}
     for commit in co_authored:
@@ -341,6 +357,18 @@ def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: People) -> 
     given = authored.select(["kid", "week", *_MASKED])
     moved = pa.table(moves, schema=given.schema)
     both = pa.concat_tables([given, moved]) if moved.num_rows else given
+    by_kid = both.group_by("kid", use_threads=False).aggregate(
+        [(column, "sum") for column in _MASKED]
+    )
+    sums = [by_kid.column(f"{column}_sum").to_pylist() for column in _MASKED]
+    totals = {
+        kid: list(figures)
+        for kid, *figures in zip(by_kid.column("kid").to_pylist(), *sums, strict=True)
+    }
+    if only is not None:
+        both = both.filter(
+            pc.is_in(both.column("kid"), value_set=pa.array(sorted(only), pa.int32()))
+        )
     # Grouped on one integer key (kid, then week): Arrow's grouping on two keys took from 3 to
     # 15 ms for the 30,000 person-weeks of a long history, on one a steady 4.
     key = pc.add(
@@ -363,14 +391,6 @@ def _shares(cells: pa.Table, co_authored: list[_CoAuthored], people: People) -> 
             **{column: grouped.column(f"{column}_sum") for column in _MASKED},
         }
     )
-    by_kid = weeks.group_by("kid", use_threads=False).aggregate(
-        [(column, "sum") for column in _MASKED]
-    )
-    sums = [by_kid.column(f"{column}_sum").to_pylist() for column in _MASKED]
-    totals = {
-        kid: list(figures)
-        for kid, *figures in zip(by_kid.column("kid").to_pylist(), *sums, strict=True)
-    }
     return _Shares(totals, weeks)
 
 
@@ -507,9 +527,14 @@ def _by_authored_churn(then: str) -> Callable[[dict[str, Any]], tuple[int, int, 
 
 
 def _contributor_activity(
-    contributors: list[dict[str, Any]], shares: _Shares, people: People
+    contributors: list[dict[str, Any]],
+    shares: _Shares,
+    people: People,
+    earlier: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each non-bot person of authored commits, their authored shares week by week."""
+    """Each non-bot person of authored commits, their authored shares week by week: the weeks
+    of the people in `shares.weeks`, and for anyone else their weeks in `earlier` (a person's
+    key to the JSON of their weeks as the last run wrote them; None: nobody else)."""
     shown = {row["key"]: row for row in contributors}
     weeks = shares.weeks
     bots = pa.array([kid for kid, bot in enumerate(people.bots) if bot], pa.int32())
@@ -528,8 +553,15 @@ def _contributor_activity(
     }
     texts = _json_rows(members).combine_chunks()
     lists = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",").to_pylist()
+    found = {
+        kid: f"[{text}]" for kid, text in zip(runs.column("kid").to_pylist(), lists, strict=True)
+    }
+    for key, text in (earlier or {}).items():
+        kid = people.kid_of(key)
+        assert kid is not None and kid not in found, "earlier: known people not counted again"
+        found[kid] = text
     result = []
-    for kid, text in zip(runs.column("kid").to_pylist(), lists, strict=True):
+    for kid, text in found.items():
         adds, dels, _ab, _db, commits = shares.totals[kid]
         person = shown[people.keys[kid]]
         result.append(
@@ -540,7 +572,7 @@ def _contributor_activity(
                 "commits": commits,
                 "authored_additions_lines": adds,
                 "authored_deletions_lines": dels,
-                "weeks": f"[{text}]",
+                "weeks": text,
             }
         )
     return sorted(result, key=_by_authored_churn("commits"))
@@ -550,9 +582,71 @@ def _sum(cells: pa.Table, column: str) -> int:
     return pc.sum(cells.column(column)).as_py() or 0
 
 
-def aggregate_tally(tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = ()) -> Aggregates:
+@dataclass(frozen=True)
+class Reuse:
+    """What a push's aggregation may take over from the last run's, when that one counted the
+    tally the push adds to under the same mailmap and bot globs: each person's
+    contributor_activity weeks (the JSON of the list) and whether each person was a bot, by
+    key; each activity period's JSON; and the tally of what the push adds (its cells and
+    co-authored commits)."""
+
+    weeks: dict[str, str]
+    bots: dict[str, bool]
+    # Each activity series ("week", "month"): its periods' ActivityPeriod JSON by first day.
+    series: dict[str, dict[int, str]]
+    added: Tally
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What `Reuse` lets an aggregation take over: the people and the periods (by unit) a push
+    touched, whose figures are counted again; the others' as `Reuse` holds them."""
+
+    people: set[int]
+    weeks: dict[str, str]
+    periods: dict[str, set[int]]
+    series: dict[str, dict[int, str]]
+
+
+def _touched(added: Tally, people: People) -> set[int]:
+    """The kids of the people of `added`: the authors of its cells, the authors and co-authors
+    of its co-authored commits."""
+    identities = set(zip(*(added.cells.column(c).to_pylist() for c in _IDENTITY), strict=True))
+    for row in added.coauthored.to_pylist():
+        identities.add((row["author_name"], row["author_email"]))
+        identities.update((person["name"], person["email"]) for person in row["co_authors"])
+    return {people.resolve(name, email)[2] for name, email in identities}
+
+
+_IDENTITY = ("author_name", "author_email")
+
+
+def _kept(reuse: Reuse | None, people: People) -> Kept | None:
+    """What to take over from the last run: only while no one known then changed whether they
+    are a bot, which changes what counts as authored in every week of theirs and in the
+    shares of the commits they co-authored."""
+    if reuse is None:
+        return None
+    for key, bot in reuse.bots.items():
+        kid = people.kid_of(key)
+        if kid is None or people.bots[kid] != bot:
+            return None
+    touched = _touched(reuse.added, people)
+    weeks = {key: text for key, text in reuse.weeks.items() if people.kid_of(key) not in touched}
+    cells = reuse.added.cells
+    periods = {
+        unit: set(pc.unique(cells.column(unit)).cast(pa.int32()).to_pylist())
+        for unit in ("week", "month")
+    }
+    return Kept(touched, weeks, periods, reuse.series)
+
+
+def aggregate_tally(
+    tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = (), reuse: Reuse | None = None
+) -> Aggregates:
     """Totals, activity, punch card, contributors and the authored figures from the tally's
-    cells and co-authored commits, the mailmap and the bots applied over their identities."""
+    cells and co-authored commits, the mailmap and the bots applied over their identities.
+    With `reuse`, only the weeks of the people a push touched are counted again."""
     people = People(mailmap, bot_globs)
     keyed = _keyed(tally.cells, people)
     authors = len(people.keys)  # before the co-authors join them
@@ -572,9 +666,12 @@ def aggregate_tally(tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = (
         _sum(cells, "clamped"),
         sum(1 for name, email in keyed.raw if _shortened(name) or _shortened(email)),
     )
-    shares = _shares(cells, co_authored, people)
+    kept = _kept(reuse, people)
+    shares = _shares(cells, co_authored, people, None if kept is None else kept.people)
     contributors = _contributors(keyed, co_authored, shares)
-    activity = _contributor_activity(contributors, shares, people)
+    activity = _contributor_activity(
+        contributors, shares, people, None if kept is None else kept.weeks
+    )
     punch_card = [{"weekday": d, "hour": h, "commits": n} for d, h, n in tally.punch_rows()]
     authored = {
         "commits": _sum(cells, "masked_commits"),
@@ -585,8 +682,8 @@ def aggregate_tally(tally: Tally, mailmap: Mailmap, bot_globs: Sequence[str] = (
     }
     return Aggregates(
         totals,
-        _series(keyed, "week"),
-        _series(keyed, "month"),
+        _series(keyed, "week", kept),
+        _series(keyed, "month", kept),
         punch_card,
         contributors,
         authored,

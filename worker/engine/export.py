@@ -38,7 +38,7 @@ from contract.documents import (
 )
 from contract.paths import display_path
 from contract.storage import Storage, StorageError
-from worker.engine.aggregate import Aggregates
+from worker.engine.aggregate import Aggregates, json_list
 from worker.engine.classes import PathClass, classes_of
 from worker.engine.codeowners import Codeowners, CodeownersFile
 from worker.engine.paths import ENTRIES_SCHEMA, ROOT
@@ -122,9 +122,9 @@ def build_documents(
     activity = RenderedDocument(
         Activity,
         _spliced(
-            _spliced(envelope.to_json(), b"weekly", agg.weekly.encode()),
+            _spliced(envelope.to_json(), b"weekly", json_list(agg.weekly).encode()),
             b"monthly",
-            agg.monthly.encode(),
+            json_list(agg.monthly).encode(),
         ),
     )
     contributors = []

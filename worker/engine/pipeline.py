@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -42,6 +43,7 @@ from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
 from worker.engine.aggregate import (
     Aggregates,
+    Reuse,
     aggregate_tally,
     load_ignored_revisions,
     load_mailmap,
@@ -636,6 +638,8 @@ async def aggregate(
     await _count_paths(run, source, parts, added, rules, rules_changed, table)
     tally = await run.state.load_tally(manifest)
     every = tallies.Rows.of_parts([(p.commits, p.files) for p in parts])
+    # What this push adds to the tally the last run counted, when that is all it changes.
+    delta: tallies.Tally | None = None
     if tally is None or rules_changed:
         tally = await asyncio.to_thread(tallies.tally_rows, every, rules)
         run.tally_key = await run.state.save_tally(tally)
@@ -661,9 +665,39 @@ async def aggregate(
         run.tally_key = await run.state.save_tally(tally)
     else:
         run.tally_key, run.tally_journal = manifest.tally_key, manifest.tally_journal
+        delta = tallies.Tally(tallies.CELLS_SCHEMA.empty_table())
     run.tally = tally
-    aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors)
+    mailmap_id = _mailmap_id(repo, head)
+    reuse = None
+    if delta is not None:
+        before = _kept_basis([manifest.tally_key, *manifest.tally_journal], mailmap_id, run)
+        kept = await asyncio.to_thread(run.state.load_kept, before)
+        reuse = None if kept is None else Reuse(*kept, added=delta)
+    aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors, reuse)
+    people = aggregates.people
+    assert people is not None
+    await asyncio.to_thread(
+        run.state.save_kept,
+        _kept_basis([run.tally_key, *run.tally_journal], mailmap_id, run),
+        {row["key"]: row["weeks"] for row in aggregates.contributor_activity},
+        dict(zip(people.keys, people.bots, strict=True)),
+        {"week": aggregates.weekly, "month": aggregates.monthly},
+    )
     return aggregates, mailmap
+
+
+def _mailmap_id(repo: pygit2.Repository, head: str | None) -> str:
+    """The object id of the `.mailmap` at `head` ("" for none)."""
+    if head is None:
+        return ""
+    tree = repo[head].peel(pygit2.Tree)
+    return str(tree[".mailmap"].id) if ".mailmap" in tree else ""
+
+
+def _kept_basis(tally: list[str | None], mailmap_id: str, run: _Run) -> str:
+    """What the aggregates a run leaves for the next (CodebaseState.save_kept) are counted
+    from: the tally's objects, the mailmap, the bot globs."""
+    return json.dumps([tally, mailmap_id, sorted(run.bot_authors)])
 
 
 async def _count_paths(

@@ -8,10 +8,12 @@ that dies half way leaves the previous manifest, and the data it names, intact.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +53,11 @@ class PublishedDocument(BaseModel):
     version: str
 
 
+# What the last run on this machine left for the next (CodebaseState.load_kept).
+KEPT_FILE = "kept.arrow"
+_KEPT_SCHEMA = pa.schema(
+    [("kind", pa.string()), ("key", pa.string()), ("bot", pa.bool_()), ("text", pa.string())]
+)
 # How many pushes' tallies a manifest's tally journal holds before they are folded into one.
 TALLY_JOURNAL_LIMIT = 16
 
@@ -172,6 +179,55 @@ class CodebaseState:
         self._manifest_etag: str | None = None
         # The stored manifest was of another version: its objects are left for a tidy run.
         self.outdated = False
+
+    def load_kept(
+        self, basis: str
+    ) -> tuple[dict[str, str], dict[str, bool], dict[str, dict[int, str]]] | None:
+        """What the last run on this machine left for the next (save_kept) when it counted from
+        `basis`; None if it left nothing for it. Kept on this machine only: another one counts
+        it all afresh."""
+        try:
+            with pa.memory_map(str(self.cache_dir / KEPT_FILE)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid):
+            return None
+        if (table.schema.metadata or {}).get(b"basis") != basis.encode():
+            return None
+        weeks: dict[str, str] = {}
+        bots: dict[str, bool] = {}
+        series: dict[str, dict[int, str]] = {"week": {}, "month": {}}
+        for kind, key, bot, text in zip(*table.to_pydict().values(), strict=True):
+            if kind == "person":
+                bots[key] = bot
+                if text is not None:
+                    weeks[key] = text
+            else:
+                series[kind][int(key)] = text
+        return weeks, bots, series
+
+    def save_kept(
+        self,
+        basis: str,
+        weeks: dict[str, str],
+        bots: dict[str, bool],
+        series: dict[str, dict[int, str]],
+    ) -> None:
+        """Leave for the next run what this one counted from `basis`: each person's
+        contributor_activity weeks (JSON) and whether a bot, each activity period's JSON."""
+        rows: dict[str, list[Any]] = {"kind": [], "key": [], "bot": [], "text": []}
+        for key, bot in bots.items():
+            for column, value in zip(rows, ("person", key, bot, weeks.get(key)), strict=True):
+                rows[column].append(value)
+        for unit, periods in series.items():
+            for day, text in periods.items():
+                for column, value in zip(rows, (unit, str(day), None, text), strict=True):
+                    rows[column].append(value)
+        table = pa.table(rows, schema=_KEPT_SCHEMA).replace_schema_metadata({"basis": basis})
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.cache_dir / f"{KEPT_FILE}.{uuid.uuid4().hex}"
+        with pa.ipc.new_file(temporary, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(temporary, self.cache_dir / KEPT_FILE)
 
     async def load_manifest(self) -> Manifest:
         """The codebase's manifest; an empty one if it has none or one of another version
