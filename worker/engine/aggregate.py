@@ -64,15 +64,24 @@ class Aggregates:
     co_authored: list[_CoAuthored] | None = None
 
 
+def head_blob(repo: pygit2.Repository, head: str | None, name: str) -> pygit2.Blob | None:
+    """The file `name` at the root of `head`'s tree; None if there is none (or not a file)."""
+    if head is None:
+        return None
+    tree = repo[head].peel(pygit2.Tree)
+    if name not in tree:
+        return None
+    blob = repo[tree[name].id]
+    return blob if isinstance(blob, pygit2.Blob) else None
+
+
+MAILMAP_FILE = ".mailmap"
+
+
 def load_mailmap(repo: pygit2.Repository, head: str | None) -> Mailmap:
     """The mailmap at `head` (an empty one when there is none)."""
-    if head is not None:
-        tree = repo[head].peel(pygit2.Tree)
-        if ".mailmap" in tree:
-            blob = repo[tree[".mailmap"].id]
-            if isinstance(blob, pygit2.Blob):
-                return Mailmap(blob.data)
-    return Mailmap()
+    blob = head_blob(repo, head, MAILMAP_FILE)
+    return Mailmap() if blob is None else Mailmap(blob.data)
 
 
 IGNORE_REVS_FILE = ".git-blame-ignore-revs"
@@ -82,13 +91,8 @@ _OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 def load_ignored_revisions(repo: pygit2.Repository, head: str | None) -> frozenset[str]:
     """The commits `.git-blame-ignore-revs` at `head` names (definition 12): one full object
     name per line; blank lines, `#` comments and anything else skipped."""
-    if head is None:
-        return frozenset()
-    tree = repo[head].peel(pygit2.Tree)
-    if IGNORE_REVS_FILE not in tree:
-        return frozenset()
-    blob = repo[tree[IGNORE_REVS_FILE].id]
-    if not isinstance(blob, pygit2.Blob):
+    blob = head_blob(repo, head, IGNORE_REVS_FILE)
+    if blob is None:
         return frozenset()
     names = set()
     for line in blob.data.decode("utf-8", "replace").splitlines():

@@ -42,9 +42,11 @@ from worker.engine import paths as path_state
 from worker.engine import snapshot as snapshots
 from worker.engine import tally as tallies
 from worker.engine.aggregate import (
+    MAILMAP_FILE,
     Aggregates,
     Reuse,
     aggregate_tally,
+    head_blob,
     load_ignored_revisions,
     load_mailmap,
 )
@@ -687,11 +689,9 @@ async def aggregate(
 
 
 def _mailmap_id(repo: pygit2.Repository, head: str | None) -> str:
-    """The object id of the `.mailmap` at `head` ("" for none)."""
-    if head is None:
-        return ""
-    tree = repo[head].peel(pygit2.Tree)
-    return str(tree[".mailmap"].id) if ".mailmap" in tree else ""
+    """The object id of the `.mailmap` at `head` ("" for none), as load_mailmap reads it."""
+    blob = head_blob(repo, head, MAILMAP_FILE)
+    return "" if blob is None else str(blob.id)
 
 
 def _kept_basis(tally: list[str | None], mailmap_id: str, run: _Run) -> str:
