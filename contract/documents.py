@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -233,6 +235,46 @@ class ContributorActivity(Document):
     total_contributors: int
     contributors: list[ContributorActivityRow]
     generated_at: datetime
+
+
+class ContributorActivityEntry(BaseModel):
+    """A ContributorActivityRow as stored: its weeks (the JSON list) are an object of their
+    own, named by the sha256 of its bytes (layout.contributor_weeks)."""
+
+    name: str
+    email: str | None
+    email_sha256: str | None
+    commits: int
+    authored_additions_lines: int
+    authored_deletions_lines: int
+    weeks_sha256: str
+
+
+class ContributorActivityIndex(Document):
+    """contributor_activity as stored: one request must read a bounded object, and a person's
+    weeks run to thousands over a long history. A push writes the weeks of the people it
+    touched and this index; the read API answers a page of ContributorActivity by reading the
+    index and its people's weeks (contributor_activity_page)."""
+
+    codebase_id: int
+    total_contributors: int
+    contributors: list[ContributorActivityEntry]
+    generated_at: datetime
+
+
+WEEKS_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def weeks_digest(body: bytes) -> str:
+    """The name of a weeks object: the sha256 of its bytes."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def contributor_activity_row(entry: dict[str, Any], weeks: list[Any]) -> dict[str, Any]:
+    """A stored ContributorActivityEntry with its weeks, as ContributorActivityRow."""
+    row = {name: value for name, value in entry.items() if name != "weeks_sha256"}
+    row["weeks"] = weeks
+    return row
 
 
 class PathPerson(BaseModel):

@@ -21,6 +21,20 @@ def paths_documents(codebase_id: int) -> str:
     return f"analytics/{codebase_id}/{PATHS_PREFIX}"
 
 
+WEEKS_PREFIX = "contributor_activity/"
+
+
+def contributor_weeks(codebase_id: int, digest: str) -> str:
+    """Where one person's contributor_activity weeks are, by the sha256 of that object's bytes
+    (contract/documents.py, ContributorActivityIndex)."""
+    return f"analytics/{codebase_id}/{WEEKS_PREFIX}{digest}.json"
+
+
+def contributor_weeks_objects(codebase_id: int) -> str:
+    """The prefix of a codebase's contributor_activity weeks objects' keys."""
+    return f"analytics/{codebase_id}/{WEEKS_PREFIX}"
+
+
 def org_document(org_id: int, name: str) -> str:
     return f"analytics/orgs/{org_id}/{name}.json"
 

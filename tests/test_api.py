@@ -19,7 +19,7 @@ from openapi_spec_validator import validate as validate_openapi
 from pytest_aiohttp import AiohttpClient
 
 from contract import layout
-from contract.documents import OrgSummary, Overview, RunState, Status
+from contract.documents import ContributorActivity, OrgSummary, Overview, RunState, Status
 from contract.storage import ObjectInfo
 from contract.storage.local import LocalStorage
 from service.api.directory import OrgDirectory
@@ -41,6 +41,7 @@ from tests.support.api import (
     get,
     publish_codebase,
     publish_org,
+    put_contributor_activity,
     put_json,
     start_api,
 )
@@ -289,11 +290,69 @@ async def test_contributor_activity_is_paged_over_its_contributors(
     assert status == 200 and second["ETag"] != etag
 
     grown = replace(codebase, contributors=(*codebase.contributors, "cy@example.com"))
-    key = layout.codebase_document(11, "contributor_activity")
-    await put_json(storage, key, grown.contributor_activity())
+    await put_contributor_activity(storage, 11, grown.contributor_activity())
     status, _, body = await get(client, f"{path}?limit=1", **{"If-None-Match": etag})
     assert status == 200
     assert ContributorActivityPage.model_validate_json(body).total_contributors == 3
+
+
+def each_week_of(document: ContributorActivity, **changes: Any) -> ContributorActivity:
+    rows = [
+        row.model_copy(update={"weeks": [week.model_copy(update=changes) for week in row.weeks]})
+        for row in document.contributors
+    ]
+    return document.model_copy(update={"contributors": rows})
+
+
+async def test_contributor_activity_stored_whole_is_served_as_it_is(
+    client: Client, storage: LocalStorage
+) -> None:
+    """As stored before each person's weeks were an object of their own: the weeks inline."""
+    await publish_codebase(storage, ACME)
+    whole = ACME.contributor_activity()
+    await put_json(storage, layout.codebase_document(11, "contributor_activity"), whole)
+    for key in await storage.list(layout.contributor_weeks_objects(11)):
+        await storage.delete(key)
+    status, _, body = await get(client, f"{CB}/contributors/activity")
+    assert status == 200, body
+    assert ContributorActivityPage.model_validate_json(body).contributors == whole.contributors
+
+
+async def test_contributor_activity_read_as_a_push_replaces_it_is_the_new_one(
+    client: Client, storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push writes the weeks its new index names, the index, then deletes the weeks only
+    the old one named: a page whose index was read just before finds them gone, and is
+    answered from the new index. Weeks missing for good are the stored document's fault."""
+    await publish_codebase(storage, ACME)
+    path = f"{CB}/contributors/activity"
+    before = ACME.contributor_activity()
+    later = each_week_of(before, commits=2)
+    read = LocalStorage.read_capped
+    deleted: list[str] = []
+
+    async def push_between(self: LocalStorage, key: str, limit: int) -> Any:
+        if key.startswith(layout.contributor_weeks_objects(11)) and not deleted:
+            deleted.append(key)  # before any await: the page's other reads wait for none
+            kept = set(await put_contributor_activity(self, 11, later))
+            for gone in set(await self.list(layout.contributor_weeks_objects(11))) - kept:
+                await self.delete(gone)
+                deleted.append(gone)
+        return await read(self, key, limit)
+
+    monkeypatch.setattr(LocalStorage, "read_capped", push_between)
+    status, _, body = await get(client, path)
+    assert status == 200, body
+    page = ContributorActivityPage.model_validate_json(body)
+    assert len(deleted) == 1 + len(before.contributors)  # every weeks object the page named
+    assert page.contributors == later.contributors != before.contributors
+
+    monkeypatch.setattr(LocalStorage, "read_capped", read)
+    for key in await put_contributor_activity(storage, 11, each_week_of(later, commits=3)):
+        await storage.delete(key)
+    status, _, body = await get(client, f"{path}?limit=2")
+    assert status == 500, body
+    assert b"the weeks objects it names are not stored" in body
 
 
 # --- Activity ----------------------------------------------------------------------------------

@@ -251,6 +251,11 @@ async def _sync_and_read(
             directory = json.loads(stored.data)
             del directory["generated_at"]
             documents[key] = directory
+        # contributor_activity's weeks objects: those its index names, and no others.
+        for key in await storage.list(layout.contributor_weeks_objects(CODEBASE_ID)):
+            stored = await storage.get(key)
+            assert stored is not None
+            documents[key] = {"weeks": json.loads(stored.data)}
         documents["parts"] = [part["name"] for part in state["parts"]]
     finally:
         await storage.close()

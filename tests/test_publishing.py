@@ -11,18 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
 from contract import layout
 from contract.documents import (
     Activity,
     Branches,
-    ContributorActivity,
+    ContributorActivityIndex,
+    ContributorWeek,
     Document,
     Overview,
     Ownership,
     PathsDirectory,
     Status,
     Teams,
+    weeks_digest,
 )
 from contract.redis_keys import codebase_lock_key
 from contract.storage import StorageError
@@ -36,12 +39,13 @@ from worker.engine.pipeline import analyze_codebase
 from worker.engine.store import Manifest
 
 CODEBASE = 1
+WEEKS = TypeAdapter(list[ContributorWeek])
 DOCUMENT_MODELS: dict[str, type[Document]] = {
     "overview": Overview,
     "branches": Branches,
     "activity": Activity,
     "ownership": Ownership,
-    "contributor_activity": ContributorActivity,
+    "contributor_activity": ContributorActivityIndex,
     "teams": Teams,
     "status": Status,
     "paths": PathsDirectory,
@@ -90,6 +94,49 @@ async def test_a_document_not_written_after_the_commit_is_written_by_the_next_ru
     with pytest.raises(StorageError, match="injected"):
         await analyze(git_repo, storage, tmp_path / "work")
     await analyze(git_repo, storage, tmp_path / "work")  # nothing new to extract
+    await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
+
+
+async def test_a_push_writes_the_weeks_of_the_people_it_touched(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """contributor_activity's weeks are an object per person, named by its content: a push
+    writes those of the people whose weeks changed, and deletes those only the index it
+    replaced named; what a run that failed wrote goes with the next run."""
+    ada, bob = ("Ada", "ada@example.com"), ("Bob", "bob@example.com")
+    git_repo.commit({"a.py": "a = 1\n"}, author=ada)
+    git_repo.commit({"b.py": "b = 1\nc = 1\n"}, author=bob)
+    storage = RefusingStorage(tmp_path / "storage", "contributor_activity.json", times=0)
+    prefix = layout.contributor_weeks_objects(CODEBASE)
+
+    async def weeks() -> dict[str, str]:
+        found = {}
+        for key in await storage.list(prefix):
+            info = await storage.stat(key)
+            assert info is not None
+            found[key.removeprefix(f"analytics/{CODEBASE}/").removesuffix(".json")] = info.version
+        return found
+
+    await analyze(git_repo, storage, tmp_path / "work")
+    first = await weeks()
+    git_repo.commit({"a.py": "a = 2\nb = 3\n"}, author=ada)
+    result = await analyze_codebase(str(git_repo.path), storage, CODEBASE, tmp_path / "work")
+    second = await weeks()
+    assert len(first) == len(second) == 2
+    (bobs,) = first.keys() & second.keys()
+    assert first[bobs] == second[bobs]  # not written again
+    (adas,) = second.keys() - first.keys()
+    assert [n for n in result.documents_written if n.startswith(layout.WEEKS_PREFIX)] == [adas]
+
+    kept = git_repo.head()
+    git_repo.commit({"b.py": "b = 2\n"}, author=bob)
+    storage.times = 1  # the index is not written: the run fails once it wrote Bob's weeks
+    with pytest.raises(StorageError, match="injected"):
+        await analyze(git_repo, storage, tmp_path / "work")
+    assert len(await weeks()) == 3
+    git_repo.reset_branch("main", kept)  # and that commit is force-pushed away
+    await analyze(git_repo, storage, tmp_path / "work")
+    assert await weeks() == second
     await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
 
 
@@ -158,25 +205,31 @@ async def test_the_hash_of_what_a_document_says_leaves_out_only_when_it_was_made
 ) -> None:
     """Publishing serializes each document once and hashes it without its generation time: the
     same hash as a serialization that leaves the time out, for every document a run makes,
-    contributor_activity's included, which is assembled from JSON written in Arrow: its bytes
-    are the model's, names that JSON escapes included."""
+    activity's included, which is assembled from JSON written in Arrow, and the weeks of
+    contributor_activity's people, written in Arrow too: their bytes are the models', names
+    that JSON escapes included."""
     git_repo.commit({"a.py": "a = 1\n", "docs/b.md": "# b\n"})
     git_repo.commit(
         {"a.py": "a = 2\nb = 3\n"}, author=('Zo\u00eb "Z" O\\Br\u00efen \u2713', "zoe@example.com")
     )
     storage = LocalStorage(tmp_path / "storage")
     await analyze(git_repo, storage, tmp_path / "work")
-    checked = 0
+    checked, weeks = 0, 0
     for key in await storage.list(f"analytics/{CODEBASE}/"):
         stored = await storage.get(key)
         assert stored is not None
         name = key.removeprefix(f"analytics/{CODEBASE}/").removesuffix(".json")
+        if name.startswith(layout.WEEKS_PREFIX):
+            # A person's weeks, written by Arrow: byte for byte the models' JSON.
+            listed = WEEKS.validate_json(stored.data)
+            assert len(listed) == 1 and WEEKS.dump_json(listed) == stored.data
+            assert name.removeprefix(layout.WEEKS_PREFIX) == weeks_digest(stored.data)
+            weeks += 1
+            continue
         model = DOCUMENT_MODELS[name.split("/")[0]]
         document = model.model_validate_json(stored.data)
         body, digest = body_and_hash(document)
         assert body == document.to_json() == stored.data
-        if isinstance(document, ContributorActivity):
-            assert [len(person.weeks) for person in document.contributors] == [1, 1]
         assert digest == content_hash(document)
         made = list(type(document).model_fields)[-1]
         assert made in ("generated_at", "updated_at")
@@ -184,3 +237,5 @@ async def test_the_hash_of_what_a_document_says_leaves_out_only_when_it_was_made
         assert body_and_hash(later)[1] == digest and body_and_hash(later)[0] != body
         checked += 1
     assert checked >= 7
+    # The two people's weeks differ (their lines do): two objects.
+    assert weeks == 2

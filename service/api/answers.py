@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -77,7 +78,8 @@ class Rendering(Generic[T]):
 
     variant: str
     decoder: Decoder[T]
-    render: Callable[[T], bytes]
+    # Bytes, or what gives them once awaited (a rendering that reads more objects).
+    render: Callable[[T], bytes | Awaitable[bytes]]
 
 
 async def document_answer(
@@ -114,6 +116,7 @@ async def document_answer(
         if loaded.info != info:  # written again since the probe: label what is served
             rendering = plan(loaded.info.version)
             etag = answer_etag(key, loaded.info.version, rendering.variant)
-        body = rendering.render(loaded.content)
+        rendered = rendering.render(loaded.content)
+        body = await rendered if inspect.isawaitable(rendered) else rendered
         api.rendered.put(etag, body, cost=len(body))
     return json_answer(body, etag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +11,12 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from contract import layout
-from contract.documents import RunState, Status
+from contract.documents import (
+    WEEKS_DIGEST,
+    RunState,
+    Status,
+    contributor_activity_row,
+)
 from contract.paths import display_path, raw_path
 from service.api.access import authenticate, parse_id, require_codebase
 from service.api.answers import (
@@ -22,7 +28,7 @@ from service.api.answers import (
 from service.api.errors import BadParameter, NotFound, StoredDocumentInvalid, api_handler
 from service.api.models import Granularity
 from service.api.pagination import page_request, paged
-from service.api.reader import JSON_OBJECT, RAW
+from service.api.reader import JSON_LIST, JSON_OBJECT, RAW
 from service.api.state import ApiState
 
 PREFIX = "/api/v1/codebases/{id}/analytics"
@@ -108,7 +114,52 @@ async def ownership(request: web.Request) -> web.Response:
 @routes.get(PREFIX + "/contributors/activity")
 @api_handler
 async def contributor_activity(request: web.Request) -> web.Response:
-    return await _codebase_answer(request, "contributor_activity", _pages(request, "contributors"))
+    """A page of contributor_activity: the stored index's people (ContributorActivityIndex),
+    each with the weeks object it names."""
+    api, principal = await authenticate(request)
+    codebase_id = parse_id(request.match_info["id"], "codebase")
+    page = page_request(request.query)
+    await require_codebase(api, principal, codebase_id)
+    key = layout.codebase_document(codebase_id, "contributor_activity")
+
+    async def with_weeks(answer: dict[str, Any]) -> dict[str, Any]:
+        entries = answer["contributors"]
+        rows = await asyncio.gather(*(_with_weeks(api, codebase_id, key, e) for e in entries))
+        return answer | {"contributors": rows}
+
+    plan = paged(page, key, "contributors", finish=with_weeks)
+    for _attempt in range(WEEKS_ATTEMPTS):
+        try:
+            answer = await document_answer(request, api, key, plan)
+        except _WeeksGone:
+            # A push replaced the index since it was read and deleted what only that one named.
+            await api.reader.recheck(key)
+            continue
+        return answer if answer is not None else await _pending(api, codebase_id)
+    raise StoredDocumentInvalid(key, "the weeks objects it names are not stored")
+
+
+# How many times a page of contributor_activity is read again when the weeks objects its index
+# names are gone (each time, a push replaced the index meanwhile).
+WEEKS_ATTEMPTS = 3
+
+
+class _WeeksGone(Exception):
+    pass
+
+
+async def _with_weeks(api: ApiState, codebase_id: int, key: str, entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise StoredDocumentInvalid(key, "a contributor is not an object")
+    if "weeks_sha256" not in entry and isinstance(entry.get("weeks"), list):
+        return entry  # stored before the weeks were objects of their own
+    digest = entry.get("weeks_sha256")
+    if not isinstance(digest, str) or WEEKS_DIGEST.fullmatch(digest) is None:
+        raise StoredDocumentInvalid(key, "a contributor names no weeks object")
+    weeks = await api.reader.load_named(layout.contributor_weeks(codebase_id, digest), JSON_LIST)
+    if weeks is None:
+        raise _WeeksGone
+    return contributor_activity_row(entry, weeks)
 
 
 @routes.get(PREFIX + "/activity")

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +75,9 @@ def fingerprint(key: str, version: str, scope: str) -> str:
     return hashlib.sha256(f"{key}\n{version}\n{scope}".encode()).hexdigest()[:16]
 
 
-def render_page(
+def page_of(
     document: dict[str, Any], list_name: str, offset: int, limit: int, fp: str, key: str
-) -> bytes:
+) -> dict[str, Any]:
     """The document with `list_name` cut to one page and `next_cursor` added."""
     items = document.get(list_name)
     if not isinstance(items, list):
@@ -86,6 +86,10 @@ def render_page(
     answer = dict(document)
     answer[list_name] = items[offset:end]
     answer["next_cursor"] = encode_cursor(Cursor(end, fp)) if end < len(items) else None
+    return answer
+
+
+def render_json(answer: dict[str, Any]) -> bytes:
     return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -97,19 +101,28 @@ def paged(
     scope: str = "",
     decoder: Decoder[Any] = JSON_OBJECT,
     prepare: Callable[[Any], dict[str, Any]] | None = None,
+    finish: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
 ) -> Callable[[str], Rendering[Any]]:
     """How to answer one page of the list `list_name` of the document at `key`, given the
-    document's version. `scope` names what the caller sees (their cursors differ) and
-    `prepare` turns the decoded document into the dict to cut (default: it is that dict)."""
+    document's version. `scope` names what the caller sees (their cursors differ),
+    `prepare` turns the decoded document into the dict to cut (default: it is that dict) and
+    `finish` completes the page cut from it (reading what it names)."""
 
     def plan(version: str) -> Rendering[Any]:
         fp = fingerprint(key, version, scope)
         cursor = request.cursor
         offset = cursor.offset if cursor is not None and cursor.fingerprint == fp else 0
 
-        def render(content: Any) -> bytes:
+        def cut(content: Any) -> dict[str, Any]:
             document = content if prepare is None else prepare(content)
-            return render_page(document, list_name, offset, request.limit, fp, key)
+            return page_of(document, list_name, offset, request.limit, fp, key)
+
+        async def finished(content: Any) -> bytes:
+            assert finish is not None
+            return render_json(await finish(cut(content)))
+
+        def render(content: Any) -> bytes | Awaitable[bytes]:
+            return render_json(cut(content)) if finish is None else finished(content)
 
         return Rendering(f"page:{scope}:{offset}:{request.limit}", decoder, render)
 

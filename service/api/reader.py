@@ -48,8 +48,16 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return value
 
 
+def _json_list(data: bytes) -> list[Any]:
+    value = json.loads(data)
+    if not isinstance(value, list):
+        raise ValueError("not a JSON list")
+    return value
+
+
 RAW: Decoder[bytes] = Decoder("raw", _identity, 1)
 JSON_OBJECT: Decoder[dict[str, Any]] = Decoder("json", _json_object, 6)
+JSON_LIST: Decoder[list[Any]] = Decoder("json-list", _json_list, 6)
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,22 @@ class DocumentReader:
             (key, decoder.name), lambda: self._read(key, decoder)
         )
         return loaded
+
+    async def recheck(self, key: str) -> ObjectInfo | None:
+        """As probe, but from a metadata read whatever the cache holds."""
+        return await self._checks.run(key, lambda: self._check(key))
+
+    async def load_named(self, key: str, decoder: Decoder[T]) -> T | None:
+        """An object that is never written again once written (named by its content), read
+        only if not in memory; None if there is none at `key`."""
+        entry = self._cache.get(key)
+        if entry is not MISSING and entry.loaded is not None and entry.decoder == decoder.name:
+            content: T = entry.loaded.content
+            return content
+        loaded: Loaded[T] | None = await self._loads.run(
+            (key, decoder.name), lambda: self._read(key, decoder)
+        )
+        return None if loaded is None else loaded.content
 
     async def close(self) -> None:
         await self._checks.close()

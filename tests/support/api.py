@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 from pytest_aiohttp import AiohttpClient
 
 from contract import layout
@@ -26,6 +26,8 @@ from contract.documents import (
     CodebaseRow,
     Contributor,
     ContributorActivity,
+    ContributorActivityEntry,
+    ContributorActivityIndex,
     ContributorActivityRow,
     ContributorWeek,
     Document,
@@ -38,6 +40,7 @@ from contract.documents import (
     PunchCardCell,
     RunState,
     Status,
+    weeks_digest,
 )
 from contract.org_state import (
     CodebaseContribution,
@@ -296,6 +299,32 @@ async def put_json(storage: Storage, key: str, document: Document) -> None:
     await storage.put(key, document.to_json())
 
 
+WEEKS = TypeAdapter(list[ContributorWeek])
+
+
+async def put_contributor_activity(
+    storage: Storage, codebase_id: int, document: ContributorActivity
+) -> list[str]:
+    """contributor_activity stored as the worker stores it: each person's weeks an object
+    named by its content, then the index naming them. The weeks objects' keys."""
+    entries, keys = [], []
+    for row in document.contributors:
+        body = WEEKS.dump_json(row.weeks)
+        digest = weeks_digest(body)
+        keys.append(layout.contributor_weeks(codebase_id, digest))
+        await storage.put(keys[-1], body)
+        shown = row.model_dump(exclude={"weeks"})
+        entries.append(ContributorActivityEntry(**shown, weeks_sha256=digest))
+    index = ContributorActivityIndex(
+        codebase_id=document.codebase_id,
+        total_contributors=document.total_contributors,
+        contributors=entries,
+        generated_at=document.generated_at,
+    )
+    await put_json(storage, layout.codebase_document(codebase_id, "contributor_activity"), index)
+    return keys
+
+
 async def publish_codebase(
     storage: Storage, codebase: Codebase, *, exported: bool = True, status: bool = True
 ) -> None:
@@ -311,8 +340,10 @@ async def publish_codebase(
             "branches": codebase.branches_document(),
             "activity": codebase.activity(),
             "ownership": codebase.ownership(),
-            "contributor_activity": codebase.contributor_activity(),
         }
+        await put_contributor_activity(
+            storage, codebase.codebase_id, codebase.contributor_activity()
+        )
     for name, document in documents.items():
         await put_json(storage, layout.codebase_document(codebase.codebase_id, name), document)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import layout
-from contract.documents import CODEBASE_DOCUMENTS
+from contract.documents import CODEBASE_DOCUMENTS, contributor_activity_row, weeks_digest
 from contract.storage import Storage
 from contract.storage.local import LocalStorage
 from worker.engine.pipeline import analyze_codebase
@@ -25,7 +25,22 @@ async def read_documents(
         stored = await storage.get(layout.codebase_document(codebase_id, name))
         assert stored is not None, f"{name} was not written"
         documents[name] = json.loads(stored.data)
+        if name == "contributor_activity":
+            documents[name] = await with_weeks(storage, codebase_id, documents[name])
     return documents
+
+
+async def with_weeks(storage: Storage, codebase_id: int, index: dict[str, Any]) -> dict[str, Any]:
+    """The contributor_activity document the read API answers, from the stored index and the
+    weeks objects it names (each checked against its name)."""
+    rows = []
+    for entry in index["contributors"]:
+        digest = entry["weeks_sha256"]
+        stored = await storage.get(layout.contributor_weeks(codebase_id, digest))
+        assert stored is not None, f"the weeks {digest} were not written"
+        assert weeks_digest(stored.data) == digest
+        rows.append(contributor_activity_row(entry, json.loads(stored.data)))
+    return index | {"contributors": rows}
 
 
 def without_run_timestamps(documents: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -54,3 +69,6 @@ async def assert_equals_a_clean_run(
     theirs = without_run_timestamps(await read_documents(clean, codebase_id))
     assert ours.pop("status")["refs"] == theirs.pop("status")["refs"]
     assert ours == theirs
+    # No weeks object but those the index names (a run that failed may have written others).
+    prefix = layout.contributor_weeks_objects(codebase_id)
+    assert await storage.list(prefix) == await clean.list(prefix)

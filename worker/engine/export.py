@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -20,8 +21,8 @@ from contract.documents import (
     CodeownersProblem,
     CodeownersSource,
     Contributor,
-    ContributorActivity,
-    ContributorActivityRow,
+    ContributorActivityEntry,
+    ContributorActivityIndex,
     Document,
     EmailMode,
     Excluded,
@@ -35,9 +36,10 @@ from contract.documents import (
     TeamFigures,
     Teams,
     email_fields,
+    weeks_digest,
 )
 from contract.paths import display_path
-from contract.storage import Storage, StorageError
+from contract.storage import ObjectTooLarge, Storage, StorageError
 from worker.engine.aggregate import Aggregates, json_list
 from worker.engine.classes import PathClass, classes_of
 from worker.engine.codeowners import Codeowners, CodeownersFile
@@ -67,9 +69,10 @@ def _share(part: int, whole: int) -> float:
 
 def build_documents(
     facts: CodebaseFacts, email_mode: EmailMode, now: datetime
-) -> dict[str, Document | RenderedDocument]:
+) -> tuple[dict[str, Document | RenderedDocument], dict[str, bytes]]:
     """overview, branches, activity, ownership and contributor_activity (status is written by
-    the pipeline)."""
+    the pipeline); and the weeks of contributor_activity's people by name (weeks_digest), which
+    it names."""
     agg, snap, totals = facts.aggregates, facts.snapshot, facts.aggregates.totals
     churn = totals.additions_lines + totals.deletions_lines
     overview = Overview(
@@ -159,23 +162,23 @@ def build_documents(
         contributors=contributors,
         generated_at=now,
     )
-    people = []
+    entries, weeks = [], {}
     for row in agg.contributor_activity:
         email, digest = email_fields(row["email"], email_mode)
+        body = row["weeks"].encode()
+        name = weeks_digest(body)
+        weeks[name] = body
         shown = {name: value for name, value in row.items() if name not in ("key", "weeks")}
-        person = ContributorActivityRow(
-            **shown | {"email": email, "email_sha256": digest, "weeks": []}
+        entries.append(
+            ContributorActivityEntry(
+                **shown | {"email": email, "email_sha256": digest, "weeks_sha256": name}
+            )
         )
-        people.append(_spliced(person.model_dump_json().encode(), b"weeks", row["weeks"].encode()))
-    wrapper = ContributorActivity(
+    contributor_activity = ContributorActivityIndex(
         codebase_id=facts.codebase_id,
-        total_contributors=len(people),
-        contributors=[],
+        total_contributors=len(entries),
+        contributors=entries,
         generated_at=now,
-    )
-    contributor_activity = RenderedDocument(
-        ContributorActivity,
-        _spliced(wrapper.to_json(), b"contributors", b"[" + b",".join(people) + b"]"),
     )
     return {
         "overview": overview,
@@ -183,15 +186,15 @@ def build_documents(
         "activity": activity,
         "ownership": ownership,
         "contributor_activity": contributor_activity,
-    }
+    }, weeks
 
 
 @dataclass(frozen=True)
 class RenderedDocument:
     """A document whose JSON is assembled from parts already written as JSON (the series of
-    activity, the weeks of contributor_activity: worker/engine/aggregate.py), byte for byte
-    what its model writes (tests check it): the model would validate and serialize every one
-    of tens of thousands of rows on every push."""
+    activity: worker/engine/aggregate.py), byte for byte what its model writes (tests check
+    it): the model would validate and serialize every one of thousands of rows on every
+    push."""
 
     model: type[Document]
     body: bytes
@@ -267,6 +270,41 @@ async def publish_documents(
             raise StorageError(f"{key} is missing right after it was written")
         now_published[name] = PublishedDocument(hash=digest, version=written.version)
     return now_published
+
+
+# Past this, the last index is not read (every weeks object stored is listed instead).
+_INDEX_READ_BYTES = 64 * 1024 * 1024
+
+
+async def weeks_held(
+    storage: Storage, codebase_id: int, index: PublishedDocument | None
+) -> set[str]:
+    """The names of the contributor_activity weeks objects storage holds: those the index
+    last published names (`index`, as storage still holds it), or without that record, or
+    when storage holds another index, every one stored."""
+    key = layout.codebase_document(codebase_id, "contributor_activity")
+    try:
+        stored = None if index is None else await storage.read_capped(key, _INDEX_READ_BYTES)
+    except ObjectTooLarge:
+        stored = None
+    if stored is not None and index is not None and stored[0].version == index.version:
+        try:
+            return {entry["weeks_sha256"] for entry in json.loads(stored[1])["contributors"]}
+        except (ValueError, KeyError, TypeError):
+            pass  # of another form: what the prefix holds decides
+    prefix = layout.contributor_weeks_objects(codebase_id)
+    return {key.removeprefix(prefix).removesuffix(".json") for key in await storage.list(prefix)}
+
+
+async def publish_weeks(
+    storage: Storage, codebase_id: int, weeks: dict[str, bytes], held: set[str]
+) -> list[str]:
+    """Write the weeks objects storage does not hold (`held`: weeks_held's); the names
+    written. Each is named by its content, so one held is the one to write."""
+    written = [name for name in weeks if name not in held]
+    for name in written:
+        await storage.put(layout.contributor_weeks(codebase_id, name), weeks[name])
+    return written
 
 
 # The figures a path entry takes as paths.path_figures gives them.

@@ -65,9 +65,11 @@ from worker.engine.export import (
     build_documents,
     export_paths,
     publish_documents,
+    publish_weeks,
     shown_people,
     teams_document,
     top_hotspots,
+    weeks_held,
 )
 from worker.engine.extract import MAX_IDENTITY_CHARS, extract_new_commits, tune_libgit2
 from worker.engine.fetch import (
@@ -323,6 +325,8 @@ class _Run:
     paths: path_state.PathState | None = None
     paths_key: str | None = None
     paths_export: PathsExport | None = None
+    # contributor_activity's weeks objects by name (export.build_documents).
+    weeks: dict[str, bytes] = field(default_factory=dict)
     hotspots: list[Hotspot] = field(default_factory=list)
     # The CODEOWNERS file at the default head, its rules and digest; each team's commits.
     codeowners_file: codeowners.CodeownersFile | None = None
@@ -842,7 +846,7 @@ async def export(
         branches=branch_facts,
         total_branches=len(source.heads),
     )
-    documents = build_documents(facts, run.email_mode, now)
+    documents, run.weeks = build_documents(facts, run.email_mode, now)
     paths, documents["teams"] = await asyncio.to_thread(
         _export_paths, run, aggregates, table, now, rules
     )
@@ -968,6 +972,13 @@ async def _publish(run: _Run, documents: dict[str, Document | RenderedDocument])
     that a crash or a failed write left behind, whatever its content."""
     await run.check_lease()
     before = run.manifest.published
+    # The index names its people's weeks: those it names are written before it, and those
+    # only the last one named go once it is replaced (a reader who read that one just before
+    # finds one gone and reads the index again: service/api/codebases.py).
+    held = await weeks_held(
+        run.storage, run.codebase_id, None if run.tidy else before.get("contributor_activity")
+    )
+    weeks = await publish_weeks(run.storage, run.codebase_id, run.weeks, held)
     # After a run that succeeded, the manifest's record is what storage holds: only a failed or
     # interrupted one can have left documents that differ from it.
     published = await publish_documents(
@@ -976,7 +987,10 @@ async def _publish(run: _Run, documents: dict[str, Document | RenderedDocument])
     if published != before:
         run.manifest = run.manifest.model_copy(update={"published": published})
         await run.state.save_manifest(run.manifest)
+    for name in held - run.weeks.keys():
+        await run.storage.delete(layout.contributor_weeks(run.codebase_id, name))
     written = [name for name in documents if published[name] != before.get(name)]
+    written += [layout.WEEKS_PREFIX + name for name in weeks]
     return written + await _publish_paths(run)
 
 
