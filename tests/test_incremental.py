@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from contract.documents import Phase
 from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents, without_run_timestamps
 from tests.support.gitrepos import GitRepo, git_commit_count
+from worker.engine import pipeline, store
 from worker.engine.pipeline import RunResult, analyze_codebase
 from worker.engine.store import TALLY_JOURNAL_LIMIT, Manifest
 
@@ -210,3 +212,32 @@ async def test_someone_turning_bot_recounts_the_weeks_of_the_people_they_co_auth
     assert set(people) == {"Bo"}
     assert people["Bo"]["authored_additions_lines"] == 4  # all of the pair's commit, now
     await codebase.equals_fresh_run("bot")
+
+
+@pytest.mark.parametrize("machine", ["same process", "new process", "new machine"])
+async def test_a_push_takes_over_what_the_last_run_counted_where_it_is_kept(
+    git_repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: str
+) -> None:
+    """The last run's aggregation is kept in the worker's memory and on its machine: a push in
+    the same process or a new one counts again only what it touched; on a new machine, or
+    without what was kept, it counts everything. Each as a fresh run counts it."""
+    git_repo.commit({"a.py": "a = 1\n"}, author=("Ann", "ann@example.com"))
+    git_repo.commit({"b.py": "b = 1\n"}, author=("Bo", "bo@example.com"))
+    codebase = Codebase(git_repo, tmp_path)
+    await codebase.sync()
+    if machine != "same process":
+        store.forget_state()
+    if machine == "new machine":
+        shutil.rmtree(tmp_path / "work")
+    reuses: list[object] = []
+    counted = pipeline.aggregate_tally
+
+    def spy(*args: Any) -> Any:
+        reuses.append(args[-1])
+        return counted(*args)
+
+    monkeypatch.setattr(pipeline, "aggregate_tally", spy)
+    git_repo.commit({"a.py": "a = 2\n"}, author=("Ann", "ann@example.com"))
+    await codebase.sync()
+    assert len(reuses) == 1 and (reuses[0] is None) == (machine == "new machine")
+    await codebase.equals_fresh_run(machine.replace(" ", "-"))

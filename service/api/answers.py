@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
-from service.api.cache import MISSING
+from contract.cache import MISSING
 from service.api.reader import RAW, Decoder
 from service.api.state import ApiState
 

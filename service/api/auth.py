@@ -18,7 +18,8 @@ import gidgethub
 from gidgethub.aiohttp import GitHubAPI
 from pydantic import SecretStr
 
-from service.api.cache import MISSING, BoundedCache, SingleFlight
+from contract.cache import MISSING, BoundedCache
+from service.api.cache import SingleFlight
 from service.api.errors import GitHubUnavailable, Unauthorized
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable
 
 from contract import layout
+from contract.cache import MISSING, BoundedCache
 from contract.registry import CodebaseEntry, read_entry
 from contract.storage import ObjectTooLarge, Storage
-from service.api.cache import MISSING, BoundedCache, SingleFlight
+from service.api.cache import SingleFlight
 
 _ORGS_PREFIX = "analytics/orgs/"
 _ORG_SUMMARY = "org_summary.json"

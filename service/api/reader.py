@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from contract.cache import MISSING, BoundedCache
 from contract.storage import ObjectInfo, ObjectTooLarge, Storage
-from service.api.cache import MISSING, BoundedCache, SingleFlight
+from service.api.cache import SingleFlight
 from service.api.errors import DocumentTooLarge, StoredDocumentInvalid
 
 T = TypeVar("T")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from contract.cache import BoundedCache
 from contract.settings import Settings
 from service.api.auth import PrincipalResolver
-from service.api.cache import BoundedCache
 from service.api.directory import CodebaseDirectory, OrgDirectory
 from service.api.reader import DocumentReader
 from service.keys import HTTP, SETTINGS, STORAGE

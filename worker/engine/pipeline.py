@@ -7,6 +7,7 @@ documents to the source's current branches, processing only the difference.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -240,53 +241,66 @@ async def analyze_codebase(
     )
     try:
         try:
-            result = await _run_phases(run)
-        except (KeyError, IncompleteRepositoryError) as exc:
-            missing = exc if isinstance(exc, IncompleteRepositoryError) else missing_object(exc)
-            if missing is None:
-                raise
-            # The mirror may be what lost it: the next run fetches a whole new one.
-            await asyncio.to_thread(
-                shutil.rmtree, mirror_dir(work_dir, codebase_id), ignore_errors=True
+            try:
+                result = await _run_phases(run)
+            except (KeyError, IncompleteRepositoryError) as exc:
+                missing = exc if isinstance(exc, IncompleteRepositoryError) else missing_object(exc)
+                if missing is None:
+                    raise
+                # The mirror may be what lost it: the next run fetches a whole new one.
+                await asyncio.to_thread(
+                    shutil.rmtree, mirror_dir(work_dir, codebase_id), ignore_errors=True
+                )
+                raise missing from None
+        except RunSuperseded:
+            raise  # the status is the new owner's to write
+        except BaseException as exc:
+            message = public_message(exc)
+            finished = _now()
+            assert status.status.last_run is not None
+            await asyncio.shield(
+                status.update(
+                    state=RunState.FAILED,
+                    last_error=LastError(at=finished, message=message),
+                    last_run=status.status.last_run.model_copy(
+                        update={
+                            "finished_at": finished,
+                            "duration_ms": int((time.monotonic() - clock) * 1000),
+                        }
+                    ),
+                )
             )
-            raise missing from None
-    except RunSuperseded:
-        raise  # the status is the new owner's to write
-    except BaseException as exc:
-        message = public_message(exc)
+            raise
         finished = _now()
-        assert status.status.last_run is not None
-        await asyncio.shield(
-            status.update(
-                state=RunState.FAILED,
-                last_error=LastError(at=finished, message=message),
-                last_run=status.status.last_run.model_copy(
-                    update={
-                        "finished_at": finished,
-                        "duration_ms": int((time.monotonic() - clock) * 1000),
-                    }
-                ),
-            )
+        result.duration_ms = int((time.monotonic() - clock) * 1000)
+        await status.update(
+            state=RunState.SUCCEEDED,
+            phase=None,
+            progress=None,
+            last_success_at=finished,
+            last_run=LastRun(
+                trigger=trigger,
+                started_at=started,
+                finished_at=finished,
+                duration_ms=result.duration_ms,
+                commits_added=result.commits_added,
+                commits_removed=result.commits_removed,
+            ),
+            notices=result.notices,
         )
-        raise
-    finished = _now()
-    result.duration_ms = int((time.monotonic() - clock) * 1000)
-    await status.update(
-        state=RunState.SUCCEEDED,
-        phase=None,
-        progress=None,
-        last_success_at=finished,
-        last_run=LastRun(
-            trigger=trigger,
-            started_at=started,
-            finished_at=finished,
-            duration_ms=result.duration_ms,
-            commits_added=result.commits_added,
-            commits_removed=result.commits_removed,
-        ),
-        notices=result.notices,
-    )
-    return result
+        return result
+    finally:
+        await _left_behind(run)
+
+
+async def _left_behind(run: _Run) -> None:
+    """Do what the run left for once it is over; a failure of that costs only what it would
+    have saved the next run."""
+    for work in run.leaving:
+        try:
+            await asyncio.to_thread(work)
+        except Exception as exc:
+            log.warning("codebase %s: %s", run.codebase_id, public_message(exc))
 
 
 @dataclass
@@ -339,6 +353,8 @@ class _Run:
     uploaded: set[str] = field(default_factory=set)
     checkpointed: bool = False
     _phase: tuple[Phase, float] | None = None
+    # Work for the runs after this one, done once it is over (published, failed or not).
+    leaving: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.state = CodebaseState(
@@ -682,13 +698,15 @@ async def aggregate(
     aggregates = await asyncio.to_thread(aggregate_tally, tally, mailmap, run.bot_authors, reuse)
     people = aggregates.people
     assert people is not None
-    await asyncio.to_thread(
-        run.state.save_kept,
-        _kept_basis([run.tally_key, *run.tally_journal], mailmap_id, run),
+    basis = _kept_basis([run.tally_key, *run.tally_journal], mailmap_id, run)
+    counted = (
         {row["key"]: row["weeks"] for row in aggregates.contributor_activity},
         dict(zip(people.keys, people.bots, strict=True)),
         {"week": aggregates.weekly, "month": aggregates.monthly},
     )
+    run.state.remember_kept(basis, counted)
+    # On this machine too, for a run in another process: once this one is over.
+    run.leaving.append(functools.partial(run.state.save_kept, basis, counted))
     return aggregates, mailmap
 
 

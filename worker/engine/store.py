@@ -21,13 +21,14 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from contract import layout
+from contract.cache import MISSING, BoundedCache
 from contract.storage import PreconditionFailed, Storage, StorageError
 from worker.engine.branches import Divergence
 from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import PATH_TABLES, PathState, Window
 from worker.engine.sha_index import ShaIndex
-from worker.engine.tally import COAUTHORED_SCHEMA, Tally, read_cells, write_cells
+from worker.engine.tally import CELLS_SCHEMA, COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
 # 2: commit rows carry their co-authors, the tally the authored figures. A state of another
 # version is not read: the next run builds the codebase's state again from nothing.
@@ -38,6 +39,27 @@ KINDS = ("commits", "files")
 # a few dozen files, and what is rewritten is mostly pushes' small parts (a backfill's
 # checkpointed parts, about pipeline.CHECKPOINT_PARTS of them, are the large ones).
 MAX_PARTS = 32
+
+
+# State tables are written once under a fresh name and never changed: a worker process keeps
+# those it last wrote or read in memory, by this machine's copy's path, so that the next push of
+# a codebase reads only what is new (the tally's journal grows by one object per push, the
+# per-path state is written whole). At most this many bytes of them.
+STATE_MEMORY_BYTES = 512 * 1024 * 1024
+_TABLES: BoundedCache[str, pa.Table] = BoundedCache(max_entries=16_384, max_cost=STATE_MEMORY_BYTES)
+# What an aggregation leaves for the next (CodebaseState.remember_kept): each person's
+# contributor_activity weeks (JSON) by key, whether each person was a bot, each activity
+# series' periods' JSON by first day; in memory by work dir with what it was counted from.
+KeptAggregates = tuple[dict[str, str], dict[str, bool], dict[str, dict[int, str]]]
+_KEPT: BoundedCache[str, tuple[str, KeptAggregates]] = BoundedCache(
+    max_entries=256, max_cost=STATE_MEMORY_BYTES // 4
+)
+
+
+def forget_state() -> None:
+    """Drop what this process keeps of the state (as a new process starts without it)."""
+    _TABLES.clear()
+    _KEPT.clear()
 
 
 class PartRef(BaseModel):
@@ -180,12 +202,13 @@ class CodebaseState:
         # The stored manifest was of another version: its objects are left for a tidy run.
         self.outdated = False
 
-    def load_kept(
-        self, basis: str
-    ) -> tuple[dict[str, str], dict[str, bool], dict[str, dict[int, str]]] | None:
+    def load_kept(self, basis: str) -> KeptAggregates | None:
         """What the last run on this machine left for the next (save_kept) when it counted from
         `basis`; None if it left nothing for it. Kept on this machine only: another one counts
         it all afresh."""
+        remembered = _KEPT.get(str(self.cache_dir))
+        if remembered is not MISSING:
+            return remembered[1] if remembered[0] == basis else None
         try:
             with pa.memory_map(str(self.cache_dir / KEPT_FILE)) as source:
                 table = pa.ipc.open_file(source).read_all()
@@ -205,15 +228,19 @@ class CodebaseState:
                 series[kind][int(key)] = text
         return weeks, bots, series
 
-    def save_kept(
-        self,
-        basis: str,
-        weeks: dict[str, str],
-        bots: dict[str, bool],
-        series: dict[str, dict[int, str]],
-    ) -> None:
-        """Leave for the next run what this one counted from `basis`: each person's
-        contributor_activity weeks (JSON) and whether a bot, each activity period's JSON."""
+    def remember_kept(self, basis: str, kept: KeptAggregates) -> None:
+        """Leave for the next run in this process what this one counted from `basis`: each
+        person's contributor_activity weeks (JSON) and whether a bot, each activity period's
+        JSON; save_kept leaves it on this machine."""
+        weeks, _bots, series = kept
+        cost = sum(map(len, weeks.values())) + sum(
+            sum(map(len, periods.values())) for periods in series.values()
+        )
+        _KEPT.put(str(self.cache_dir), (basis, kept), cost=cost)
+
+    def save_kept(self, basis: str, kept: KeptAggregates) -> None:
+        """Leave on this machine what remember_kept leaves in this process."""
+        weeks, bots, series = kept
         rows: dict[str, list[Any]] = {"kind": [], "key": [], "bot": [], "text": []}
         for key, bot in bots.items():
             for column, value in zip(rows, ("person", key, bot, weeks.get(key)), strict=True):
@@ -335,18 +362,32 @@ class CodebaseState:
                 raise
         return path
 
+    async def _table(self, key: str, schema: pa.Schema) -> pa.Table | None:
+        """The state table stored at `key`: from this process's memory, or this machine's copy
+        (downloaded if it lacks one); None if the object is gone."""
+        path = self._tally_path(key)
+        table = _TABLES.get(str(path))
+        if table is not MISSING:
+            return table
+        local = await self._local_copy(key)
+        if local is None:
+            return None
+        table = read_cells(local, schema)
+        _TABLES.put(str(path), table, cost=table.nbytes)
+        return table
+
     async def load_tally(self, manifest: Manifest) -> Tally | None:
         """The tally `manifest` names; None if it names none, or its objects are gone."""
         if manifest.tally_key is None:
             return None
         cells, coauthored = [], []
         for key in [manifest.tally_key, *manifest.tally_journal]:
-            cells_path = await self._local_copy(key)
-            coauthored_path = await self._local_copy(coauthored_of(key))
-            if cells_path is None or coauthored_path is None:
+            cells_table = await self._table(key, CELLS_SCHEMA)
+            coauthored_table = await self._table(coauthored_of(key), COAUTHORED_SCHEMA)
+            if cells_table is None or coauthored_table is None:
                 return None
-            cells.append(read_cells(cells_path))
-            coauthored.append(read_cells(coauthored_path, COAUTHORED_SCHEMA))
+            cells.append(cells_table)
+            coauthored.append(coauthored_table)
         return Tally.from_stored(
             pa.concat_tables(cells), manifest.punch_card, pa.concat_tables(coauthored)
         )
@@ -355,7 +396,12 @@ class CodebaseState:
         """Upload the tally's cells and co-authored commits under a new key (the latter beside
         it), which the next manifest names as its tally or in its journal."""
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.arrow")
-        await self._put_tables([(tally.coauthored, coauthored_of(key)), (tally.cells, key)])
+        await self._put_tables(
+            [
+                (tally.coauthored, coauthored_of(key), COAUTHORED_SCHEMA),
+                (tally.cells, key, CELLS_SCHEMA),
+            ]
+        )
         return key
 
     async def delete_tally(self, key: str) -> None:
@@ -367,10 +413,10 @@ class CodebaseState:
             return None
         tables = []
         for key, schema in zip(paths_tables(manifest.paths_key), PATH_TABLES, strict=True):
-            path = await self._local_copy(key)
-            if path is None:
+            table = await self._table(key, schema)
+            if table is None:
                 return None
-            tables.append(read_cells(path, schema))
+            tables.append(table)
         cells, shared, recent, entries, owners = tables
         return PathState(cells, shared, recent, manifest.paths_window, entries, owners)
 
@@ -380,8 +426,9 @@ class CodebaseState:
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.paths.arrow")
         keys = paths_tables(key)
         tables = [state.cells, state.shared, state.recent, state.entries, state.owners]
+        written = list(zip(tables, keys, PATH_TABLES, strict=True))
         # The cells last: the others are beside a key only once it is complete.
-        await self._put_tables([*zip(tables[1:], keys[1:], strict=True), (tables[0], key)])
+        await self._put_tables([*written[1:], written[0]])
         return key
 
     async def delete_paths(self, key: str) -> None:
@@ -391,28 +438,32 @@ class CodebaseState:
         """The path classes `manifest` names; None if it names none, or they are gone."""
         if manifest.classes_key is None:
             return None
-        path = await self._local_copy(manifest.classes_key)
-        return None if path is None else read_cells(path, CLASSES_SCHEMA)
+        return await self._table(manifest.classes_key, CLASSES_SCHEMA)
 
     async def save_classes(self, table: pa.Table) -> str:
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.classes.arrow")
-        await self._put_tables([(table, key)])
+        await self._put_tables([(table, key, CLASSES_SCHEMA)])
         return key
 
     async def delete_classes(self, key: str) -> None:
         await self._delete_tables([key])
 
-    async def _put_tables(self, tables: list[tuple[pa.Table, str]]) -> None:
-        """Write each table to this machine's copy of its key, then upload it, in order."""
-        for table, key in tables:
+    async def _put_tables(self, tables: list[tuple[pa.Table, str, pa.Schema]]) -> None:
+        """Write each table (of `schema`) to this machine's copy of its key, then upload it, in
+        order; this process keeps it in memory as reading it back would give it."""
+        for table, key, schema in tables:
             path = self._tally_path(key)
             write_cells(table, path)
             await self.storage.upload_file(path, key)
+            kept = table.cast(schema)
+            _TABLES.put(str(path), kept, cost=kept.nbytes)
 
     async def _delete_tables(self, keys: list[str]) -> None:
         for key in keys:
             await self.storage.delete(key)
-            self._tally_path(key).unlink(missing_ok=True)
+            path = self._tally_path(key)
+            _TABLES.pop(str(path))
+            path.unlink(missing_ok=True)
 
     def _tally_path(self, key: str) -> Path:
         """Where the tally stored at `key` is kept on this machine."""
