@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.documents import Phase
 from contract.logs import ContextFilter, JsonFormatter, log_context
-from tests.support.jobs import HookedStorage, Org
+from tests.support.jobs import HookedStorage, Org, write_every_phase
 
 
 def free_port() -> int:
@@ -36,9 +36,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_a_worker_serves_its_metrics(
-    synced: Org, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    synced: Org, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = synced
+    write_every_phase(monkeypatch)
     port = free_port()
     org.config = org.config.model_copy(update={"worker_metrics_port": port})
     scraped: list[str] = []

@@ -7,8 +7,13 @@ token put in the lock's place mid-run (tests/support/jobs.py).
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
@@ -32,10 +37,10 @@ from contract.storage import StorageError
 from contract.storage.local import LocalStorage
 from tests.support.documents import assert_equals_a_clean_run, read_documents
 from tests.support.gitrepos import GitRepo
-from tests.support.jobs import HookedStorage, Org
+from tests.support.jobs import HookedStorage, Org, write_every_phase
 from tests.support.storage_faults import RefusingStorage
 from worker.engine.export import body_and_hash, content_hash
-from worker.engine.pipeline import analyze_codebase
+from worker.engine.pipeline import STATUS_LATENCY_S, analyze_codebase
 from worker.engine.store import Manifest
 
 CODEBASE = 1
@@ -140,8 +145,61 @@ async def test_a_push_writes_the_weeks_of_the_people_it_touched(
     await assert_equals_a_clean_run(storage, CODEBASE, git_repo.path, tmp_path)
 
 
-async def test_a_run_that_lost_its_lock_writes_nothing(synced: Org, tmp_path: Path) -> None:
+class StatusWatch(LocalStorage):
+    """A local folder that records each status written (when, and what it says), and holds the
+    upload of a push's parts until `release` is set."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.statuses: list[tuple[float, dict[str, Any]]] = []
+        self.storing = asyncio.Event()  # a status says the run is in its store phase
+        self.release: asyncio.Event | None = None
+
+    async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
+        if key == layout.codebase_document(CODEBASE, "status"):
+            status = json.loads(data)
+            self.statuses.append((time.monotonic(), status))
+            if status["phase"] == "store":
+                self.storing.set()
+        return await super().put(key, data, content_type)
+
+    async def upload_file(self, path: Path, key: str) -> None:
+        if self.release is not None and "/parts/" in key:
+            await self.release.wait()
+        await super().upload_file(path, key)
+
+
+async def test_the_status_follows_the_phases_without_a_write_for_each(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """A push's phases take milliseconds each: the status is written when a run begins, at
+    most every STATUS_LATENCY_S after that, and when it ends; a phase that lasts is shown
+    while it lasts."""
+    git_repo.commit({"a.py": "a = 1\n"})
+    storage = StatusWatch(tmp_path / "storage")
+    await analyze(git_repo, storage, tmp_path / "work")
+    written = [at for at, _ in storage.statuses]
+    assert storage.statuses[0][1]["state"] == "running"
+    assert storage.statuses[-1][1]["state"] == "succeeded"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(written[:-1])]
+    assert all(gap >= STATUS_LATENCY_S * 0.9 for gap in gaps), gaps
+
+    git_repo.commit({"b.py": "b = 2\n"})
+    storage.statuses.clear()
+    storage.release = asyncio.Event()
+    run = asyncio.ensure_future(analyze(git_repo, storage, tmp_path / "work"))
+    await asyncio.wait_for(storage.storing.wait(), timeout=30)
+    assert not run.done()  # seen while the store phase waits on its upload
+    storage.release.set()
+    await run
+    assert storage.statuses[-1][1]["state"] == "succeeded"
+
+
+async def test_a_run_that_lost_its_lock_writes_nothing(
+    synced: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     org = synced
+    write_every_phase(monkeypatch)
     before = await org.document(0, "overview")
     manifest = await org.storage.get(layout.manifest(org.id(0)))
 

@@ -27,7 +27,7 @@ from contract.jobs import (
 from contract.redis_keys import generation_key, synced_key
 from tests.support.fake_github import EXPIRED_TOKEN, INSTALLATION_TOKEN
 from tests.support.gitrepos import git_commit_count
-from tests.support.jobs import ORG, HookedStorage, Org, token_requests
+from tests.support.jobs import ORG, HookedStorage, Org, token_requests, write_every_phase
 from tests.support.leaks import TOKEN_SHAPES, LeakScan, issued
 from worker.jobs.locks import codebase_lock
 
@@ -234,8 +234,11 @@ async def test_a_token_expiring_mid_job_is_replaced(org: Org, tmp_path: Path) ->
     assert git[1].status == 401
 
 
-async def test_a_push_during_a_sync_is_in_the_documents(synced: Org, tmp_path: Path) -> None:
+async def test_a_push_during_a_sync_is_in_the_documents(
+    synced: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     org = synced
+    write_every_phase(monkeypatch)
     pushed: list[str] = []
 
     async def push_while_running() -> None:

@@ -38,6 +38,7 @@ from contract.storage import Storage
 from contract.storage.local import LocalStorage
 from tests.support.fake_github import FakeGitHub
 from tests.support.gitrepos import GitRepo
+from worker.engine import pipeline
 from worker.jobs.context import RetryPolicy
 from worker.jobs.reconcile import reconcile
 from worker.jobs.recover import recover_orphans
@@ -67,8 +68,15 @@ async def redis(redis_flushed: str) -> AsyncIterator[ArqRedis]:
 # --- the org under test -----------------------------------------------------------------------
 
 
+def write_every_phase(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Have runs write their status as each phase begins (HookedStorage sees every phase), not
+    at most every STATUS_LATENCY_S."""
+    monkeypatch.setattr(pipeline, "STATUS_LATENCY_S", 0.0)
+
+
 class HookedStorage(LocalStorage):
-    """A local folder that runs `hook` once, when a status document reports `phase`."""
+    """A local folder that runs `hook` once, when a status document reports `phase` (a phase
+    after the first is written only within pipeline.STATUS_LATENCY_S: write_every_phase)."""
 
     def __init__(self, root: Path, phase: str, hook: Callable[[], Awaitable[None]]) -> None:
         super().__init__(root)

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -97,6 +98,8 @@ log = logging.getLogger(__name__)
 
 # How often a long phase refreshes its progress in the status document.
 STATUS_INTERVAL_S = 2.0
+# How long after a phase begins the status document says so at the latest.
+STATUS_LATENCY_S = 0.25
 # An extraction of at least twice this many commits checkpoints its progress, in about
 # CHECKPOINT_PARTS parts of at least this many commits each.
 CHECKPOINT_MIN_COMMITS = 2_000
@@ -131,15 +134,62 @@ class RunResult:
 
 @dataclass
 class _StatusWriter:
+    """The run's status document: written at once (update), or within STATUS_LATENCY_S
+    (note), which a push's phases, milliseconds each, share one write of."""
+
     storage: Storage
     codebase_id: int
     status: Status
+    _written_at: float = -math.inf
+    _due: asyncio.TimerHandle | None = None
+    _writing: asyncio.Task[None] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def update(self, **changes: object) -> None:
+        self._change(changes)
+        await self._write()
+
+    async def note(self, **changes: object) -> None:
+        self._change(changes)
+        wait = self._written_at + STATUS_LATENCY_S - time.monotonic()
+        if wait <= 0:
+            await self._write()
+        elif self._due is None:
+            self._due = asyncio.get_running_loop().call_later(wait, self._write_later)
+
+    async def close(self) -> None:
+        """Write nothing more; wait for a write in progress."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
+
+    def _change(self, changes: dict[str, object]) -> None:
         self.status = self.status.model_copy(update={**changes, "updated_at": _now()})
-        await self.storage.put(
-            layout.codebase_document(self.codebase_id, "status"), self.status.to_json()
-        )
+
+    def _write_later(self) -> None:
+        self._due = None
+        self._writing = asyncio.ensure_future(self._write())
+        self._writing.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.warning(
+                "codebase %s: status not written: %s", self.codebase_id, public_message(failure)
+            )
+
+    async def _write(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        # One write at a time, each of the latest status: none is overtaken by an older one.
+        async with self._lock:
+            self._written_at = time.monotonic()
+            await self.storage.put(
+                layout.codebase_document(self.codebase_id, "status"), self.status.to_json()
+            )
 
 
 def mirror_dir(work_dir: Path, codebase_id: int) -> Path:
@@ -290,6 +340,7 @@ async def analyze_codebase(
         )
         return result
     finally:
+        await status.close()
         await _left_behind(run)
 
 
@@ -364,7 +415,7 @@ class _Run:
     async def enter(self, phase: Phase, progress: Progress | None = None) -> None:
         self.leave()
         self._phase = (phase, time.monotonic())
-        await self.status.update(phase=phase, progress=progress)
+        await self.status.note(phase=phase, progress=progress)
 
     def leave(self) -> None:
         """Close the phase in progress: its time goes into `phase_seconds`."""
