@@ -28,6 +28,7 @@ from worker.engine.paths import (
     path_commits,
     path_figures,
     person_churn,
+    ranked_leaders,
 )
 from worker.engine.tally import Rules
 
@@ -261,7 +262,7 @@ def test_each_directory_lists_its_direct_children() -> None:
             "churn": pa.array([], pa.int64()),
         }
     )
-    ranked = leaders(person_churn(cells, kids, authored, moves), ["ann@x.org"])
+    ranked = ranked_leaders(person_churn(cells, kids, authored, moves), ["ann@x.org"])
     people = shown_people([("Ann", "ann@x.org")], EmailMode.PLAIN)
     now = datetime.now(UTC)
     exported = export_paths(7, figures, ranked, CLASSES, people, now, None)
@@ -314,6 +315,18 @@ def test_each_directory_lists_its_direct_children() -> None:
     changed = export_paths(7, bumped, ranked, CLASSES, people, now, exported.entries)
     assert sorted(doc.path for doc in changed.documents.values()) == ["", "a", "a/b"]
     assert changed.documents[layout.paths_document("a/b")].paths[0].commits == 2
+
+    # What the entries show of their people changed (Ann's name): the documents that list an
+    # entry showing her are written again, and only those (vendor's are not authored work).
+    renamed = shown_people([("Ann B.", "ann@x.org")], EmailMode.PLAIN)
+    again = export_paths(7, figures, ranked, CLASSES, renamed, now, exported.entries)
+    showing = {
+        name
+        for name, doc in exported.documents.items()
+        if any(e.top_contributors for e in [doc.entry, *doc.paths])
+    }
+    assert again.documents.keys() == showing != exported.documents.keys()
+    assert again.documents[layout.paths_document("")].entry.top_contributors[0].name == "Ann B."
 
     # A directory no longer there (its changes removed): its document is deleted, its parent's
     # written again without it.

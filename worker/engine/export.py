@@ -43,7 +43,7 @@ from contract.storage import ObjectTooLarge, Storage, StorageError
 from worker.engine.aggregate import Aggregates, json_list
 from worker.engine.classes import PathClass, classes_of
 from worker.engine.codeowners import Codeowners, CodeownersFile
-from worker.engine.paths import ENTRIES_SCHEMA, ROOT
+from worker.engine.paths import ENTRIES_SCHEMA, ROOT, leaders_of, run_starts
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
 from worker.engine.teams import UNOWNED, TeamRow, shown_owners
@@ -345,7 +345,7 @@ class PathsExport:
 def export_paths(
     codebase_id: int,
     figures: pa.Table,
-    ranked: dict[bytes, tuple[list[tuple[int, int]], int]],
+    leaders: tuple[pa.Table, pa.Table],
     classes: pa.Table,
     people: list[tuple[str, str | None]],
     now: datetime,
@@ -353,23 +353,25 @@ def export_paths(
 ) -> PathsExport:
     """The documents of the directories (the root included) whose entry or whose children's
     entries differ from `last` (paths.ENTRIES_SCHEMA; None: every directory's), each with its
-    own entry and its direct children's. `figures` and `ranked` are paths.path_figures' and
-    paths.leaders'; `people` shown_people's."""
+    own entry and its direct children's. `figures` and `leaders` are paths.path_figures' and
+    paths.ranked_leaders'; `people` shown_people's."""
     figures = figures.append_column(
         "class", classes_of(classes, figures.column("path")).cast(pa.int64())
     )
+    figures = figures.join(
+        _leaders_text(*leaders, people), "path", join_type="left outer", use_threads=False
+    ).sort_by("path")
     texts = pc.binary_join_element_wise(
         *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
-        ",",
+        figures.column("leaders"),
+        "|",
         null_handling="replace",
         null_replacement="-",
     )
     paths = figures.column("path").to_pylist()
     fingerprints = [
-        hashlib.blake2b(
-            f"{text}|{_leaders_text(ranked.get(path), people)}".encode(), digest_size=16
-        ).digest()
-        for path, text in zip(paths, texts.to_pylist(), strict=True)
+        hashlib.blake2b(text, digest_size=16).digest()
+        for text in texts.cast(pa.binary()).to_pylist()
     ]
     is_dir = pc.or_(figures.column("is_dir"), pc.equal(figures.column("path"), ROOT))
     entries = pa.table(
@@ -413,6 +415,7 @@ def export_paths(
     children: dict[bytes, list[PathEntry]] = {}
     rows = figures.filter(listed).sort_by("path")
     rows = rows.append_column("parent", _parents(rows.column("path")))
+    ranked = leaders_of(*leaders, only=rows.column("path").combine_chunks())
     for row in rows.to_pylist():
         path = row["path"]
         bus = ranked.get(path, ([], 0))[1]
@@ -446,15 +449,30 @@ def export_paths(
     )
 
 
-def _leaders_text(
-    ranked: tuple[list[tuple[int, int]], int] | None, people: list[tuple[str, str | None]]
-) -> str:
-    """What a path's entry shows of its people (top contributors as shown, bus factor), as
-    text for its fingerprint: plain tuples, not the documents' models (thousands of paths)."""
-    if ranked is None:
-        return "[]|0"
-    top, bus = ranked
-    return f"{[(people[kid], churn) for kid, churn in top]!r}|{bus}"
+def _leaders_text(top: pa.Table, bus: pa.Table, people: list[tuple[str, str | None]]) -> pa.Table:
+    """(path, leaders): what each path's entry shows of its people (its top contributors as
+    shown, in order, and its bus factor) as text, for its fingerprint; written in Arrow, for
+    thousands of paths."""
+    shown = pa.array([repr(person) for person in people], pa.string())
+    rows = pc.binary_join_element_wise(
+        pc.take(shown, top.column("kid")), pc.cast(top.column("churn"), pa.string()), ":"
+    )
+    # `top` is by path, then rank: each path's rows are one run.
+    starts = pc.indices_nonzero(run_starts(top.column("path")))
+    offsets = pa.concat_arrays([starts.cast(pa.int32()), pa.array([len(rows)], pa.int32())])
+    listed = pc.binary_join(pa.ListArray.from_arrays(offsets, rows.combine_chunks()), ";")
+    people_text = pa.table({"path": pc.take(top.column("path"), starts), "people": listed})
+    texts = bus.join(people_text, "path", join_type="full outer", use_threads=False)
+    return pa.table(
+        {
+            "path": texts.column("path"),
+            "leaders": pc.binary_join_element_wise(
+                pc.fill_null(texts.column("people"), ""),
+                pc.cast(pc.fill_null(texts.column("bus_factor"), 0), pa.string()),
+                "/",
+            ),
+        }
+    )
 
 
 class Hotspot(NamedTuple):

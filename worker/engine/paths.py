@@ -263,12 +263,18 @@ def bus_factor(churns: list[int]) -> int:
     return 0
 
 
-def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
-    """Per path: its top people as (kid, churn), most churn first, ties by key; and its bus
-    factor. Ranked in Arrow on integer codes (each path's, each key's rank): only each path's
-    top rows and its bus factor reach Python."""
+LEADERS_SCHEMA = pa.schema(
+    [("path", pa.binary()), ("kid", pa.int64()), ("churn", pa.int64()), ("rank", pa.int64())]
+)
+BUS_SCHEMA = pa.schema([("path", pa.binary()), ("bus_factor", pa.int64())])
+
+
+def ranked_leaders(churn: pa.Table, keys: list[str]) -> tuple[pa.Table, pa.Table]:
+    """Per path: its top people (LEADERS_SCHEMA: kid, churn and rank from 0, most churn first,
+    ties by key), by path then rank; and its bus factor (BUS_SCHEMA), for the paths with
+    churn. Ranked in Arrow on integer codes (each path's, each key's rank)."""
     if not churn.num_rows:
-        return {}
+        return LEADERS_SCHEMA.empty_table(), BUS_SCHEMA.empty_table()
     coded = pc.dictionary_encode(churn.column("path")).combine_chunks()
     by_key = sorted(range(len(keys)), key=keys.__getitem__)
     key_rank = [0] * len(keys)
@@ -286,7 +292,7 @@ def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[in
     churns = ordered.column("churn")
     index = pa.array(range(ordered.num_rows), pa.int64())
     # Each row's rank within its path, and the churn held by the people up to it.
-    starts = pc.cumulative_max(pc.if_else(_starts(paths), index, 0))
+    starts = pc.cumulative_max(pc.if_else(run_starts(paths), index, 0))
     rank = pc.subtract(index, starts)
     held = pc.cumulative_sum(churns)
     before = pc.subtract(pc.take(held, starts), pc.take(churns, starts))
@@ -296,20 +302,49 @@ def leaders(churn: pa.Table, keys: list[str]) -> dict[bytes, tuple[list[tuple[in
     total = pc.take(totals.column("churn_sum"), pc.index_in(paths, value_set=totals.column("path")))
     majority = ranked.filter(pc.greater(pc.multiply(held, 2), total))
     bus = majority.group_by("path", use_threads=False).aggregate([("rank", "min")])
-    names = coded.dictionary.to_pylist()
+    bus = pa.table(
+        [pc.take(coded.dictionary, bus.column("path")), pc.add(bus.column("rank_min"), 1)],
+        schema=BUS_SCHEMA,
+    )
+    top = ranked.filter(pc.less(rank, TOP_CONTRIBUTORS))
+    top = pa.table(
+        [
+            pc.take(coded.dictionary, top.column("path")),
+            *(top.column(name) for name in ("kid", "churn", "rank")),
+        ],
+        schema=LEADERS_SCHEMA,
+    )
+    return top, bus
+
+
+def leaders(
+    churn: pa.Table, keys: list[str], only: pa.Array | None = None
+) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
+    """ranked_leaders' as Python: per path, its top people as (kid, churn) in order and its
+    bus factor; of the paths in `only` (None: every one)."""
+    return leaders_of(*ranked_leaders(churn, keys), only)
+
+
+def leaders_of(
+    top: pa.Table, bus: pa.Table, only: pa.Array | None = None
+) -> dict[bytes, tuple[list[tuple[int, int]], int]]:
+    """ranked_leaders' tables as `leaders` gives them."""
+    if only is not None:
+        top = top.filter(pc.is_in(top.column("path"), value_set=only))
+        bus = bus.filter(pc.is_in(bus.column("path"), value_set=only))
     result: dict[bytes, tuple[list[tuple[int, int]], int]] = {
-        names[path]: ([], low + 1)
-        for path, low in zip(
-            bus.column("path").to_pylist(), bus.column("rank_min").to_pylist(), strict=True
+        path: ([], factor)
+        for path, factor in zip(
+            bus.column("path").to_pylist(), bus.column("bus_factor").to_pylist(), strict=True
         )
     }
-    top = ranked.filter(pc.less(rank, TOP_CONTRIBUTORS)).select(["path", "kid", "churn"])
-    for path, kid, amount in zip(*top.to_pydict().values(), strict=True):
-        result.setdefault(names[path], ([], 0))[0].append((kid, amount))
+    columns = (top.column(name).to_pylist() for name in ("path", "kid", "churn"))
+    for path, kid, amount in zip(*columns, strict=True):
+        result.setdefault(path, ([], 0))[0].append((kid, amount))
     return result
 
 
-def _starts(paths: pa.ChunkedArray) -> pa.Array:
+def run_starts(paths: pa.ChunkedArray) -> pa.Array:
     """Whether each row's path differs from the row before's (the first row's does)."""
     values = paths.combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths
     if not len(values):

@@ -951,7 +951,7 @@ def _export_paths(
     )
     authored = pc.and_(pc.invert(cells.column("ignored")), pc.invert(bots))
     churn = path_state.person_churn(cells, kids, authored, moves)
-    ranked = path_state.leaders(churn, people.keys)
+    ranked = path_state.ranked_leaders(churn, people.keys)
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
     names = shown_people([shown.get(key, (key, key)) for key in people.keys], run.email_mode)
     last = None if run.tidy or not state.entries.num_rows else state.entries
