@@ -217,13 +217,16 @@ class ContributorWeek(BaseModel):
     authored_deletions_lines: int
 
 
-class ContributorActivityRow(BaseModel):
+class ContributorActivityFigures(BaseModel):
     name: str
     email: str | None
     email_sha256: str | None
     commits: int
     authored_additions_lines: int
     authored_deletions_lines: int
+
+
+class ContributorActivityRow(ContributorActivityFigures):
     weeks: list[ContributorWeek]  # weeks with activity only, oldest first
 
 
@@ -237,16 +240,10 @@ class ContributorActivity(Document):
     generated_at: datetime
 
 
-class ContributorActivityEntry(BaseModel):
+class ContributorActivityEntry(ContributorActivityFigures):
     """A ContributorActivityRow as stored: its weeks (the JSON list) are an object of their
     own, named by the sha256 of its bytes (layout.contributor_weeks)."""
 
-    name: str
-    email: str | None
-    email_sha256: str | None
-    commits: int
-    authored_additions_lines: int
-    authored_deletions_lines: int
     weeks_sha256: str
 
 

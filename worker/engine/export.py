@@ -166,12 +166,12 @@ def build_documents(
     for row in agg.contributor_activity:
         email, digest = email_fields(row["email"], email_mode)
         body = row["weeks"].encode()
-        name = weeks_digest(body)
-        weeks[name] = body
+        weeks_name = weeks_digest(body)
+        weeks[weeks_name] = body
         shown = {name: value for name, value in row.items() if name not in ("key", "weeks")}
         entries.append(
             ContributorActivityEntry(
-                **shown | {"email": email, "email_sha256": digest, "weeks_sha256": name}
+                **shown | {"email": email, "email_sha256": digest, "weeks_sha256": weeks_name}
             )
         )
     contributor_activity = ContributorActivityIndex(

@@ -291,17 +291,7 @@ async def analyze_codebase(
     )
     try:
         try:
-            try:
-                result = await _run_phases(run)
-            except (KeyError, IncompleteRepositoryError) as exc:
-                missing = exc if isinstance(exc, IncompleteRepositoryError) else missing_object(exc)
-                if missing is None:
-                    raise
-                # The mirror may be what lost it: the next run fetches a whole new one.
-                await asyncio.to_thread(
-                    shutil.rmtree, mirror_dir(work_dir, codebase_id), ignore_errors=True
-                )
-                raise missing from None
+            result = await _run_or_drop_mirror(run)
         except RunSuperseded:
             raise  # the status is the new owner's to write
         except BaseException as exc:
@@ -342,6 +332,21 @@ async def analyze_codebase(
     finally:
         await status.close()
         await _left_behind(run)
+
+
+async def _run_or_drop_mirror(run: _Run) -> RunResult:
+    """The run's phases; when an object is missing, the mirror may be what lost it: the next
+    run fetches a whole new one."""
+    try:
+        return await _run_phases(run)
+    except (KeyError, IncompleteRepositoryError) as exc:
+        missing = exc if isinstance(exc, IncompleteRepositoryError) else missing_object(exc)
+        if missing is None:
+            raise
+        await asyncio.to_thread(
+            shutil.rmtree, mirror_dir(run.work_dir, run.codebase_id), ignore_errors=True
+        )
+        raise missing from None
 
 
 async def _left_behind(run: _Run) -> None:
