@@ -112,7 +112,7 @@ _REMOVED_RUN = re.compile(rb"\n-[^\n]*(?:\n-[^\n]*)*")
 _MARKER = b"\n\\ No newline at end of file\n"
 
 
-def _git_env() -> dict[str, str]:
+def git_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(
         GIT_CONFIG_NOSYSTEM="1",
@@ -247,7 +247,7 @@ def extract_with_git(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_git_env(),
+        env=git_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
@@ -299,7 +299,7 @@ def read_co_authored_by(git_dir: str, shas: Sequence[str]) -> list[list[bytes]]:
         ["git", f"--git-dir={git_dir}", *_TRAILER_ARGS],
         input="".join(f"{sha}\n" for sha in shas).encode(),
         capture_output=True,
-        env=_git_env(),
+        env=git_env(),
         check=False,
     )
     if proc.returncode != 0:

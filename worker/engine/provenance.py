@@ -1,0 +1,92 @@
+"""Line provenance (DESIGN.md definition 16): for each text file at the default head, which commit
+`git blame` names for each of its lines, counted per (file, commit).
+
+git blame itself decides, with its default options, in parallel processes: its result is the
+definition, and no re-implementation of its passing of blame to parents matches it on every
+history (merges, whole-file renames, lines that move). What makes it affordable is git's
+commit-graph with changed-path Bloom filters, which lets blame skip the commits that do not
+touch a file without reading their trees: on git/git (82,000 commits), 24 files sampled at
+random took 12.5 s to blame without it and 2.2 s with it (writing it took 26 s once; a later
+write adds a layer for the new commits only).
+
+Rows are kept per (path, sha), the commit's raw author beside it, so that a change of the
+mailmap or of the bots is applied when the rows are aggregated, without blaming again.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from worker.engine.gitlog import git_env
+
+PROVENANCE_SCHEMA = pa.schema([("path", pa.binary()), ("sha", pa.string()), ("lines", pa.int64())])
+# A group of `git blame --incremental`: the commit, the line in it, the line in the file, and
+# how many lines from there the commit holds.
+_GROUP = re.compile(rb"^([0-9a-f]{40,64}) \d+ \d+ (\d+)$", re.MULTILINE)
+# git blame's options that a machine's configuration could change, given as their defaults.
+_BLAME = [
+    "-c",
+    "blame.ignoreRevsFile=",
+    "-c",
+    "blame.markIgnoredLines=false",
+    "-c",
+    "blame.markUnblamableLines=false",
+    "blame",
+    "--incremental",
+    "--no-progress",
+]
+
+
+class BlameError(RuntimeError):
+    pass
+
+
+def write_commit_graph(repo_dir: Path) -> None:
+    """Give the repository a commit-graph with changed-path Bloom filters (a new layer for the
+    commits the last one lacks), which blame reads to skip the commits that leave a file alone."""
+    args = ["commit-graph", "write", "--reachable", "--changed-paths", "--split"]
+    _git(repo_dir, args, "writing the commit-graph")
+
+
+def blame_file(repo_dir: Path, head: str, path: bytes) -> dict[str, int]:
+    """How many of the lines of `path` at `head` each commit holds, as git blame names them."""
+    out = _git(repo_dir, [*_BLAME, head, "--", path], f"blame of {path!r}")
+    counts: dict[str, int] = {}
+    for match in _GROUP.finditer(out):
+        sha = match.group(1).decode()
+        counts[sha] = counts.get(sha, 0) + int(match.group(2))
+    return counts
+
+
+def blame_files(repo_dir: Path, head: str, paths: Iterable[bytes], workers: int = 2) -> pa.Table:
+    """(path, sha, lines) for each of `paths` (text files at `head`), blamed `workers` at a
+    time (each in its own git process)."""
+    listed = sorted(set(paths))
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        found = list(pool.map(lambda path: blame_file(repo_dir, head, path), listed))
+    rows: dict[str, list[object]] = {"path": [], "sha": [], "lines": []}
+    for path, counts in zip(listed, found, strict=True):
+        for sha, lines in sorted(counts.items()):
+            rows["path"].append(path)
+            rows["sha"].append(sha)
+            rows["lines"].append(lines)
+    return pa.table(rows, schema=PROVENANCE_SCHEMA)
+
+
+def _git(repo_dir: Path, args: Sequence[str | bytes], what: str) -> bytes:
+    proc = subprocess.run(
+        ["git", "-C", str(repo_dir), *args],
+        capture_output=True,
+        env=git_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise BlameError(f"git: {what} failed: {message[-1] if message else proc.returncode}")
+    return proc.stdout
