@@ -68,13 +68,18 @@ def test_every_files_lines_per_author_are_git_blames(git_repo: GitRepo, graph: b
     mailmap = Mailmap.from_buffer((git_repo.path / ".mailmap").read_bytes())
     paths = text_files(git_repo)
     rows = blame_files(git_repo.path, git_repo.head(), paths).to_pylist()
-    authors = {}
-    for sha in {row["sha"] for row in rows}:
-        name, email = git_repo.git("log", "-1", "--format=%an%x00%ae", sha).split("\0")
-        authors[sha] = mailmap.resolve(name, email)[1]
     ours: dict[bytes, Counter[str]] = {}
     for row in rows:
-        ours.setdefault(row["path"], Counter())[authors[row["sha"]]] += row["lines"]
+        name, email, at = git_repo.git("log", "-1", "--format=%an%x00%ae%x00%at", row["sha"]).split(
+            "\0"
+        )
+        assert (row["author_name"], row["author_email"], row["author_time"]) == (
+            name,
+            email,
+            int(at),
+        )
+        email = mailmap.resolve(name, email)[1]
+        ours.setdefault(row["path"], Counter())[email] += row["lines"]
     assert {path: blamed_by_git(git_repo, path) for path in paths} == ours
     # Lines moved between files belong to the commit that moved them (blame's default), the
     # CRLF line to its author, both by the address the mailmap gives; the renamed file keeps
