@@ -6,11 +6,23 @@ from __future__ import annotations
 import subprocess
 from collections import Counter
 
+import pyarrow as pa
 import pytest
 
 from tests.support.gitrepos import GitRepo
+from worker.engine.aggregate import People
 from worker.engine.mailmap import Mailmap
-from worker.engine.provenance import BlameError, blame_files, write_commit_graph
+from worker.engine.paths import ROOT, TOP_CONTRIBUTORS, ancestors, bus_factor, leaders_of
+from worker.engine.provenance import (
+    CODE_AGE,
+    DAY,
+    BlameError,
+    blame_files,
+    code_age,
+    surviving_by_path,
+    surviving_by_person,
+    write_commit_graph,
+)
 
 ADA, BOB, CY = ("Ada", "ada@example.com"), ("Bob", "bob@example.com"), ("Cy", "cy@old.example")
 LINES = [f"line {n}\n" for n in range(40)]
@@ -92,3 +104,60 @@ def test_a_path_not_at_the_head_is_a_clear_error(git_repo: GitRepo) -> None:
     history(git_repo)
     with pytest.raises(BlameError, match=r"blame of b'gone\.py' failed"):
         blame_files(git_repo.path, git_repo.head(), [b"gone.py"])
+
+
+def test_each_path_and_person_survives_by_git_blames_lines(git_repo: GitRepo) -> None:
+    """Per person and per path (files, their directories, the root): the lines git blame gives
+    them, summed; each path's top owners (most lines first, ties by key) and its bus factor
+    over lines."""
+    history(git_repo)
+    paths = text_files(git_repo)
+    rows = blame_files(git_repo.path, git_repo.head(), paths)
+    people = People(Mailmap.from_buffer((git_repo.path / ".mailmap").read_bytes()), ())
+    kids = people.kids(rows.column("author_name"), rows.column("author_email"))
+    expected: dict[bytes, Counter[str]] = {}
+    for path in paths:
+        for at in [path, *ancestors(path)]:
+            expected.setdefault(at, Counter()).update(blamed_by_git(git_repo, path))
+    assert set(expected[ROOT]) == {"ada@example.com", "bob@example.com", "cy@new.example"}
+
+    by_person = surviving_by_person(rows, kids)
+    assert {people.keys[kid]: n for kid, n in by_person.items()} == dict(expected[ROOT])
+    surviving, top, bus = surviving_by_path(rows, kids, people.keys)
+    assert dict(zip(*surviving.to_pydict().values(), strict=True)) == {
+        path: sum(counts.values()) for path, counts in expected.items()
+    }
+    ranked = leaders_of(top, bus)
+    for path, counts in expected.items():
+        order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        owners, factor = ranked[path]
+        assert [(people.keys[kid], n) for kid, n in owners] == order[:TOP_CONTRIBUTORS]
+        assert factor == bus_factor([n for _, n in order])
+
+
+def test_code_age_buckets_lines_by_their_commits_age() -> None:
+    """30-day months, 365-day years, each bucket up to its bound; a commit authored after the
+    head's committer time is the youngest."""
+    head = 1_000 * DAY
+    ages = [
+        -5,
+        0,
+        30 * DAY - 1,
+        30 * DAY,
+        180 * DAY,
+        365 * DAY - 1,
+        365 * DAY,
+        730 * DAY,
+        900 * DAY,
+    ]
+    rows = pa.table(
+        {"lines": [1, 2, 4, 8, 16, 32, 64, 128, 256], "author_time": [head - a for a in ages]}
+    )
+    assert code_age(rows, head) == [
+        ("<1m", 1 + 2 + 4),
+        ("1-6m", 8),
+        ("6-12m", 16 + 32),
+        ("1-2y", 64),
+        (">2y", 128 + 256),
+    ]
+    assert [bucket for bucket, _ in CODE_AGE] == [bucket for bucket, _ in code_age(rows, head)]

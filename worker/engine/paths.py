@@ -95,7 +95,7 @@ def path_commits(files: pa.Table, rules: Rules) -> pa.Table:
             "authored_deletions_lines": pc.if_else(authored, files.column("deletions_lines"), 0),
         }
     )
-    chains, names = _coded_ancestry(file_names.to_pylist())
+    chains, names = coded_ancestry(file_names.to_pylist())
     expanded = rows.join(chains, "file", use_threads=False)
     grouped = expanded.group_by(["at", "sha"], use_threads=False).aggregate(
         [("under", "sum")] + [(column, "sum") for column in PATH_COMMITS_SCHEMA.names[3:]]
@@ -111,7 +111,7 @@ def path_commits(files: pa.Table, rules: Rules) -> pa.Table:
     )
 
 
-def _coded_ancestry(files: list[bytes]) -> tuple[pa.Table, list[bytes]]:
+def coded_ancestry(files: list[bytes]) -> tuple[pa.Table, list[bytes]]:
     """(file, at, under) for each file (by its index in `files`) and each of: itself, its
     directories, the root (by their index in the list returned), `under` 1 for a directory."""
     codes: dict[bytes, int] = {}
@@ -357,7 +357,7 @@ def head_lines(snapshot: pa.Table) -> pa.Table:
     """(path, lines) at the head: each file's lines, each directory's the sum of its files'."""
     if not snapshot.num_rows:
         return pa.table({"path": pa.array([], pa.binary()), "lines": pa.array([], pa.int64())})
-    chains, names = _coded_ancestry(snapshot.column("path").to_pylist())
+    chains, names = coded_ancestry(snapshot.column("path").to_pylist())
     files = pa.table(
         {
             "file": pa.array(range(snapshot.num_rows), pa.int32()),

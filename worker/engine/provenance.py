@@ -23,10 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import clamp_time, identity_text
 from worker.engine.gitlog import git_env
+from worker.engine.paths import coded_ancestry, ranked_leaders
 
 # Per (file at the head, commit): the lines of the file the commit holds, and the commit's author
 # as extraction reads it (before the mailmap).
@@ -122,3 +124,71 @@ def _git(repo_dir: Path, args: Sequence[str | bytes], what: str) -> bytes:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise BlameError(f"git: {what} failed: {message[-1] if message else proc.returncode}")
     return proc.stdout
+
+
+# code_age's buckets (definition 16): by how long before the head commit's committer time a
+# line's commit was authored, each up to (not including) its bound in seconds.
+DAY = 86_400
+CODE_AGE = (
+    ("<1m", 30 * DAY),
+    ("1-6m", 180 * DAY),
+    ("6-12m", 365 * DAY),
+    ("1-2y", 730 * DAY),
+    (">2y", None),
+)
+
+
+def code_age(rows: pa.Table, head_time: int) -> list[tuple[str, int]]:
+    """The lines at the head by the age of their commit (an author time after the head's
+    counts as the youngest)."""
+    age = pc.subtract(pa.scalar(head_time, pa.int64()), rows.column("author_time"))
+    counted, result = pa.array([False] * rows.num_rows, pa.bool_()), []
+    for bucket, bound in CODE_AGE:
+        inside = pc.invert(counted) if bound is None else pc.less(age, bound)
+        taken = pc.and_(inside, pc.invert(counted))
+        result.append((bucket, pc.sum(pc.if_else(taken, rows.column("lines"), 0)).as_py() or 0))
+        counted = pc.or_(counted, taken)
+    return result
+
+
+def surviving_by_person(rows: pa.Table, kids: pa.Array) -> dict[int, int]:
+    """Each person's (kid's) lines at the head; `kids` is each row's."""
+    if not rows.num_rows:
+        return {}
+    grouped = (
+        pa.table({"kid": kids, "lines": rows.column("lines")})
+        .group_by("kid", use_threads=False)
+        .aggregate([("lines", "sum")])
+    )
+    return dict(
+        zip(grouped.column("kid").to_pylist(), grouped.column("lines_sum").to_pylist(), strict=True)
+    )
+
+
+def surviving_by_path(
+    rows: pa.Table, kids: pa.Array, keys: list[str]
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Per path (each file at the head, its directories, the root ""): its surviving lines
+    (path, surviving_lines); its top owners by lines (paths.ranked_leaders' tables: kid,
+    churn being their lines, rank) and its bus factor over lines."""
+    files = pc.unique(rows.column("path")).to_pylist() if rows.num_rows else []
+    chains, names = coded_ancestry(files)
+    index = pc.index_in(rows.column("path"), value_set=pa.array(files, pa.binary()))
+    per_file = pa.table(
+        {"file": index.cast(pa.int32()), "kid": kids, "lines": rows.column("lines")}
+    )
+    grouped = (
+        per_file.join(chains.select(["file", "at"]), "file", use_threads=False)
+        .group_by(["at", "kid"], use_threads=False)
+        .aggregate([("lines", "sum")])
+    )
+    paths = pc.take(pa.array(names, pa.binary()), grouped.column("at"))
+    owned = pa.table(
+        {"path": paths, "kid": grouped.column("kid"), "churn": grouped.column("lines_sum")}
+    )
+    totals = owned.group_by("path", use_threads=False).aggregate([("churn", "sum")])
+    surviving = pa.table(
+        {"path": totals.column("path"), "surviving_lines": totals.column("churn_sum")}
+    )
+    owners = owned.filter(pc.greater(owned.column("churn"), 0))
+    return (surviving, *ranked_leaders(owners, keys))
