@@ -7,6 +7,7 @@ import subprocess
 from collections import Counter
 
 import pyarrow as pa
+import pygit2
 import pytest
 
 from tests.support.gitrepos import GitRepo
@@ -19,6 +20,7 @@ from worker.engine.provenance import (
     BlameError,
     blame_files,
     code_age,
+    reblamed,
     surviving_by_path,
     surviving_by_person,
     write_commit_graph,
@@ -65,9 +67,11 @@ def blamed_by_git(repo: GitRepo, path: bytes) -> Counter[str]:
     )
 
 
-def text_files(repo: GitRepo) -> list[bytes]:
+def text_files(repo: GitRepo, head: str = "HEAD") -> list[bytes]:
     listed = subprocess.run(
-        ["git", "-C", str(repo.path), "ls-files", "-z"], capture_output=True, check=True
+        ["git", "-C", str(repo.path), "ls-tree", "-r", "-z", "--name-only", head],
+        capture_output=True,
+        check=True,
     ).stdout
     return [path for path in listed.split(b"\0") if path and not path.endswith(b".png")]
 
@@ -161,3 +165,50 @@ def test_code_age_buckets_lines_by_their_commits_age() -> None:
         (">2y", 128 + 256),
     ]
     assert [bucket for bucket, _ in CODE_AGE] == [bucket for bucket, _ in code_age(rows, head)]
+
+
+def blames(repo: GitRepo, head: str) -> dict[bytes, dict[str, int]]:
+    rows = blame_files(repo.path, head, text_files(repo, head)).to_pylist()
+    found: dict[bytes, dict[str, int]] = {}
+    for row in rows:
+        found.setdefault(row["path"], {})[row["sha"]] = row["lines"]
+    return found
+
+
+def test_a_push_reblames_the_files_its_first_parent_chain_changes(git_repo: GitRepo) -> None:
+    """Along the default head's first-parent chain, a file no commit of the push changes keeps
+    its blame; anything else (a force-push, the head moved to a branch that merged it) blames
+    every file again."""
+    repo = pygit2.Repository(str(git_repo.path))
+    history(git_repo)
+    old = git_repo.head()
+    assert reblamed(repo, old, old) == set()
+    assert reblamed(repo, None, old) is None
+    git_repo.commit({"src/b.py": "b = 2\r\n"}, author=BOB)
+    git_repo.branch("topic")
+    git_repo.checkout("topic")
+    git_repo.commit({"src/side.py": "topic\n"}, author=CY)
+    git_repo.checkout("main")
+    git_repo.merge("topic", author=ADA)  # a pull request's merge: main is its first parent
+    new = git_repo.head()
+    changed = reblamed(repo, old, new)
+    assert changed == {b"src/b.py", b"src/side.py"}
+    before, after = blames(git_repo, old), blames(git_repo, new)
+    assert {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)} == changed
+
+    # main changes a file and reverts it; a branch forked before that merges main, and main is
+    # moved to it: the file is as it was, yet its lines are blamed through the branch now.
+    fork = git_repo.head()
+    git_repo.commit({"src/side.py": "changed\n"}, author=BOB)
+    git_repo.commit({"src/side.py": "topic\n"}, message="revert", author=BOB)
+    reverted = git_repo.head()
+    git_repo.branch("late", fork)
+    git_repo.checkout("late")
+    git_repo.commit({"late.txt": "late\n"}, author=CY)
+    git_repo.merge("main", author=CY)
+    git_repo.checkout("main")
+    git_repo.reset_branch("main", git_repo.head("late"))
+    moved = git_repo.head()
+    assert blames(git_repo, moved)[b"src/side.py"] != blames(git_repo, reverted)[b"src/side.py"]
+    assert reblamed(repo, reverted, moved) is None
+    assert reblamed(repo, moved, old) is None  # back in time: a force-push

@@ -192,3 +192,30 @@ def surviving_by_path(
     )
     owners = owned.filter(pc.greater(owned.column("churn"), 0))
     return (surviving, *ranked_leaders(owners, keys))
+
+
+def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> set[bytes] | None:
+    """The files whose blame at `new_head` may differ from theirs at `old_head`: those that a
+    commit on new_head's first-parent chain down to old_head changes (against its first parent,
+    as git blame follows an unchanged file down the first parent); None (every file) when
+    old_head is not on that chain (a force-push, a default branch moved to a branch that merged
+    it, no earlier head). Files at new_head that have no rows yet are the caller's to add."""
+    if old_head is None:
+        return None
+    if old_head == new_head:
+        return set()
+    walker = repo.walk(new_head, pygit2.enums.SortMode.NONE)
+    walker.hide(old_head)
+    newer = {str(commit.id) for commit in walker}
+    changed: set[bytes] = set()
+    at = repo.get(new_head)
+    while isinstance(at, pygit2.Commit) and str(at.id) in newer:
+        parent = at.parents[0] if at.parents else None
+        if parent is None:
+            return None
+        diff = repo.diff(parent, at)
+        for delta in diff.deltas:
+            changed.add(delta.old_file.raw_path)
+            changed.add(delta.new_file.raw_path)
+        at = parent
+    return changed if isinstance(at, pygit2.Commit) and str(at.id) == old_head else None
