@@ -21,8 +21,10 @@ from worker.engine.provenance import (
     blame_files,
     code_age,
     reblamed,
+    regular_files,
     surviving_by_path,
     surviving_by_person,
+    update_provenance,
     write_commit_graph,
 )
 
@@ -212,3 +214,41 @@ def test_a_push_reblames_the_files_its_first_parent_chain_changes(git_repo: GitR
     assert blames(git_repo, moved)[b"src/side.py"] != blames(git_repo, reverted)[b"src/side.py"]
     assert reblamed(repo, reverted, moved) is None
     assert reblamed(repo, moved, old) is None  # back in time: a force-push
+
+
+def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
+    git_repo: GitRepo,
+) -> None:
+    """A push blames the files it changed and those new at the head, keeps the others' rows and
+    drops the rows of files gone; a force-push blames everything. Each time the rows are what
+    blaming every text file at the head gives. Symlinks and binary files are not blamed."""
+    repo = pygit2.Repository(str(git_repo.path))
+    history(git_repo)
+    git_repo.symlink("link.py", "src/b.py")
+    git_repo.commit(author=ADA)
+
+    def text(head: str) -> set[bytes]:
+        return regular_files(repo, head) - {b"logo.png"}
+
+    first = git_repo.head()
+    assert b"link.py" not in text(first) and b"src/b.py" in text(first)
+    rows, blamed = update_provenance(git_repo.path, first, text(first), None, None)
+    assert blamed == len(text(first))
+    assert rows.equals(blame_files(git_repo.path, first, text(first)))
+
+    git_repo.commit(
+        {"src/b.py": "b = 3\n", "new.md": "new\n", "docs/n\xe9.md".encode("latin-1"): None},
+        author=BOB,
+    )
+    second = git_repo.head()
+    reports: list[tuple[int, int]] = []
+    rows, blamed = update_provenance(
+        git_repo.path, second, text(second), rows, first, report=lambda *r: reports.append(r)
+    )
+    assert blamed == 2 and reports[-1] == (2, 2)  # src/b.py changed, new.md new
+    assert rows.equals(blame_files(git_repo.path, second, text(second)))
+
+    git_repo.reset_branch("main", first)  # force-pushed back
+    rows, blamed = update_provenance(git_repo.path, first, text(first), rows, second)
+    assert blamed == len(text(first))
+    assert rows.equals(blame_files(git_repo.path, first, text(first)))

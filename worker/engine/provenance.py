@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,12 +81,30 @@ def blame_file(repo_dir: Path, head: str, path: bytes) -> dict[str, int]:
     return counts
 
 
-def blame_files(repo_dir: Path, head: str, paths: Iterable[bytes], workers: int = 2) -> pa.Table:
-    """(path, sha, lines) for each of `paths` (text files at `head`), blamed `workers` at a
-    time (each in its own git process)."""
+def blame_files(
+    repo_dir: Path,
+    head: str,
+    paths: Iterable[bytes],
+    workers: int = 2,
+    report: Callable[[int, int], None] | None = None,
+) -> pa.Table:
+    """PROVENANCE_SCHEMA's rows for each of `paths` (text files at `head`), blamed `workers` at
+    a time (each in its own git process); `report(done, total)` after each file."""
     listed = sorted(set(paths))
+    done = 0
+    lock = threading.Lock()
+
+    def blamed(path: bytes) -> dict[str, int]:
+        nonlocal done
+        counts = blame_file(repo_dir, head, path)
+        if report is not None:
+            with lock:
+                done += 1
+                report(done, len(listed))
+        return counts
+
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        found = list(pool.map(lambda path: blame_file(repo_dir, head, path), listed))
+        found = list(pool.map(blamed, listed))
     repo = pygit2.Repository(str(repo_dir))
     authors: dict[str, tuple[str, str, int]] = {}
     rows: dict[str, list[object]] = {name: [] for name in PROVENANCE_SCHEMA.names}
@@ -219,3 +238,58 @@ def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> se
             changed.add(delta.new_file.raw_path)
         at = parent
     return changed if isinstance(at, pygit2.Commit) and str(at.id) == old_head else None
+
+
+_REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
+
+
+def regular_files(repo: pygit2.Repository, head: str) -> set[bytes]:
+    """The paths of the regular files (not symlinks, not submodules) of `head`'s tree."""
+    commit = repo.get(head)
+    assert isinstance(commit, pygit2.Commit), f"{head} is not a commit"
+    found: set[bytes] = set()
+    pending: list[tuple[bytes, pygit2.Tree]] = [(b"", commit.tree)]
+    while pending:
+        prefix, tree = pending.pop()
+        for entry in tree:
+            path = prefix + entry.raw_name
+            if entry.filemode in _REGULAR:
+                found.add(path)
+            elif isinstance(entry, pygit2.Tree):
+                pending.append((path + b"/", entry))
+    return found
+
+
+def update_provenance(
+    repo_dir: Path,
+    head: str,
+    text_files: set[bytes],
+    rows: pa.Table | None,
+    old_head: str | None,
+    workers: int = 2,
+    report: Callable[[int, int], None] | None = None,
+) -> tuple[pa.Table, int]:
+    """The provenance rows at `head` of `text_files` (the text files at the head), from `rows`,
+    git blame's at `old_head` (None: none): only the files the move from old_head changes, or
+    that have no rows, are blamed (every file when old_head is not on head's first-parent
+    chain). The rows, by path then commit, and how many files were blamed."""
+    repo = pygit2.Repository(str(repo_dir))
+    changed = None if rows is None else reblamed(repo, old_head, head)
+    if rows is None or changed is None:
+        kept = PROVENANCE_SCHEMA.empty_table()
+    else:
+        stale = pa.array(sorted(changed), pa.binary())
+        present = pa.array(sorted(text_files), pa.binary())
+        kept = rows.filter(
+            pc.and_(
+                pc.is_in(rows.column("path"), value_set=present),
+                pc.invert(pc.is_in(rows.column("path"), value_set=stale)),
+            )
+        )
+    todo = text_files - set(pc.unique(kept.column("path")).to_pylist())
+    if not todo:
+        return kept, 0
+    write_commit_graph(repo_dir)
+    blamed = blame_files(repo_dir, head, todo, workers, report)
+    both = pa.concat_tables([kept, blamed]).sort_by([("path", "ascending"), ("sha", "ascending")])
+    return both, len(todo)

@@ -27,6 +27,7 @@ from worker.engine.branches import Divergence
 from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import PATH_TABLES, PathState, Window
+from worker.engine.provenance import PROVENANCE_SCHEMA
 from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import CELLS_SCHEMA, COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
@@ -118,6 +119,10 @@ class Manifest(BaseModel):
     # the per-path state were matched with (a digest of the CODEOWNERS file used, "" for none).
     team_commits: dict[str, int] = {}
     codeowners: str | None = None
+    # Line provenance (worker/engine/provenance.py): the rows' object, and the default head
+    # they are git blame's at.
+    provenance_key: str | None = None
+    provenance_head: str | None = None
 
     def objects(self) -> set[str]:
         """The keys of every state object this manifest names, its own included."""
@@ -127,7 +132,7 @@ class Manifest(BaseModel):
             named |= {key, coauthored_of(key)}
         if self.paths_key:
             named |= set(paths_tables(self.paths_key))
-        named |= {key for key in (self.snapshot_key, self.classes_key) if key}
+        named |= {key for key in (self.snapshot_key, self.classes_key, self.provenance_key) if key}
         return named
 
 
@@ -446,6 +451,20 @@ class CodebaseState:
         return key
 
     async def delete_classes(self, key: str) -> None:
+        await self._delete_tables([key])
+
+    async def load_provenance(self, manifest: Manifest) -> pa.Table | None:
+        """The provenance rows `manifest` names; None if it names none, or they are gone."""
+        if manifest.provenance_key is None:
+            return None
+        return await self._table(manifest.provenance_key, PROVENANCE_SCHEMA)
+
+    async def save_provenance(self, rows: pa.Table) -> str:
+        key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.provenance.arrow")
+        await self._put_tables([(rows, key, PROVENANCE_SCHEMA)])
+        return key
+
+    async def delete_provenance(self, key: str) -> None:
         await self._delete_tables([key])
 
     async def _put_tables(self, tables: list[tuple[pa.Table, str, pa.Schema]]) -> None:
