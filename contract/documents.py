@@ -54,6 +54,7 @@ class Phase(StrEnum):
     SNAPSHOT = "snapshot"
     AGGREGATE = "aggregate"
     BRANCHES = "branches"
+    PROVENANCE = "provenance"
     EXPORT = "export"
 
 

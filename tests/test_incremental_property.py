@@ -38,6 +38,7 @@ from contract.storage.local import LocalStorage
 from tests.support.gitrepos import GitError, GitRepo
 from worker.engine.paths import PATH_TABLES
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
+from worker.engine.provenance import PROVENANCE_SCHEMA
 from worker.engine.sha_index import ShaIndex
 from worker.engine.store import paths_tables
 from worker.engine.tally import compact, read_cells
@@ -243,6 +244,13 @@ async def _sync_and_read(
             rows = sorted(table, key=lambda row: repr(sorted(row.items())))
             documents[f"path_{name}"] = {"rows": rows}
         documents["path_window"] = {"window": state["paths_window"]}
+        # Line provenance at the default head: git blame's, however it was reached.
+        provenance = {"head": state["provenance_head"], "rows": []}
+        if state["provenance_key"]:
+            stored_rows = await storage.get(state["provenance_key"])
+            assert stored_rows is not None
+            provenance["rows"] = read_cells(stored_rows.data, PROVENANCE_SCHEMA).to_pylist()
+        documents["provenance"] = provenance
         documents["path_teams"] = {k: state[k] for k in ("team_commits", "codeowners")}
         # And every directory's paths document, as published, whichever run wrote it.
         for key in await storage.list(layout.paths_documents(CODEBASE_ID)):
@@ -532,6 +540,7 @@ class IncrementalEqualsScratch(RuleBasedStateMachine):
                 name, scratch[name]
             ), f"{name}: the incremental run differs from the run from scratch"
         assert incremental["tally"] == scratch["tally"], "the tally differs from a fresh count"
+        assert incremental["provenance"] == scratch["provenance"], "provenance differs from blame"
         path_state = ("cells", "shared", "recent", "window", "entries", "owners", "teams")
         for name in [f"path_{part}" for part in path_state]:
             assert incremental[name] == scratch[name], f"{name} differs from a fresh count"

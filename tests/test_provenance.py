@@ -214,6 +214,7 @@ def test_a_push_reblames_the_files_its_first_parent_chain_changes(git_repo: GitR
     assert blames(git_repo, moved)[b"src/side.py"] != blames(git_repo, reverted)[b"src/side.py"]
     assert reblamed(repo, reverted, moved) is None
     assert reblamed(repo, moved, old) is None  # back in time: a force-push
+    assert reblamed(repo, "0" * 40, moved) is None  # force-pushed away and gone
 
 
 def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(

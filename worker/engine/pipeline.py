@@ -12,12 +12,14 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -82,6 +84,7 @@ from worker.engine.fetch import (
     resolve_source,
 )
 from worker.engine.mailmap import Mailmap
+from worker.engine.provenance import PROVENANCE_SCHEMA, regular_files, update_provenance
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     TALLY_JOURNAL_LIMIT,
@@ -95,6 +98,7 @@ from worker.engine.store import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How often a long phase refreshes its progress in the status document.
 STATUS_INTERVAL_S = 2.0
@@ -395,6 +399,10 @@ class _Run:
     paths: path_state.PathState | None = None
     paths_key: str | None = None
     paths_export: PathsExport | None = None
+    # Line provenance at the default head (worker/engine/provenance.py), its object, its head.
+    provenance: pa.Table | None = None
+    provenance_key: str | None = None
+    provenance_head: str | None = None
     # contributor_activity's weeks objects by name (export.build_documents).
     weeks: dict[str, bytes] = field(default_factory=dict)
     hotspots: list[Hotspot] = field(default_factory=list)
@@ -466,6 +474,7 @@ async def _run_phases(run: _Run) -> RunResult:
     aggregates, mailmap = await aggregate(run, source, parts, new_parts, table)
     now = _now()  # the documents' generation time, which "stale" is measured against
     branch_facts, divergence = await branches(run, source, mailmap, delta, now)
+    await provenance(run, source, table)
     documents = await export(run, source, aggregates, table, branch_facts, now)
     await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
     written = await _publish(run, documents)
@@ -583,13 +592,18 @@ async def extract(run: _Run, source: _Source, delta: RefsDelta) -> list[PartFile
                 writer = run.state.new_part()
         new_parts.append(writer.close())
 
-    job = asyncio.ensure_future(asyncio.to_thread(extract_all))
+    await _with_progress(run, extract_all, lambda: Progress(done=done, total=total))
+    return new_parts
+
+
+async def _with_progress(run: _Run, work: Callable[[], T], progress: Callable[[], Progress]) -> T:
+    """`work` in a thread, the status saying its `progress` every STATUS_INTERVAL_S meanwhile."""
+    job = asyncio.ensure_future(asyncio.to_thread(work))
     while not job.done():
         finished, _ = await asyncio.wait({job}, timeout=STATUS_INTERVAL_S)
         if not finished:
-            await run.status.update(progress=Progress(done=done, total=total))
-    job.result()
-    return new_parts
+            await run.status.update(progress=progress())
+    return job.result()
 
 
 def checkpoint_interval(total: int) -> int | None:
@@ -897,6 +911,44 @@ async def branches(
     )
 
 
+async def provenance(run: _Run, source: _Source, table: pa.Table) -> None:
+    """Phase 8: the lines of each text file at the default head by the commit git blame names
+    for them (worker/engine/provenance.py): the files a push changed are blamed again."""
+    await run.enter(Phase.PROVENANCE)
+    manifest, head = run.manifest, source.head
+    if head is None:
+        run.provenance = PROVENANCE_SCHEMA.empty_table()
+        return
+    rows = await run.state.load_provenance(manifest)
+    binary = set(table.filter(table.column("binary")).column("path").to_pylist())
+    text = await asyncio.to_thread(regular_files, source.repo, head)
+    text -= binary
+    done, total = 0, 0
+
+    def report(blamed: int, of: int) -> None:
+        nonlocal done, total
+        done, total = blamed, of
+        run.report(Phase.PROVENANCE, blamed, of)
+
+    def update() -> tuple[pa.Table, int]:
+        return update_provenance(
+            source.fetched.path,
+            head,
+            text,
+            rows,
+            manifest.provenance_head,
+            workers=run.workers or os.cpu_count() or 1,
+            report=report,
+        )
+
+    updated, _ = await _with_progress(run, update, lambda: Progress(done=done, total=total))
+    run.provenance, run.provenance_head = updated, head
+    if rows is not None and updated.equals(rows):
+        run.provenance_key = manifest.provenance_key
+    else:
+        run.provenance_key = await run.state.save_provenance(updated)
+
+
 async def export(
     run: _Run,
     source: _Source,
@@ -1004,6 +1056,8 @@ async def _commit(
             "paths_key": run.paths_key,
             "paths_window": run.paths.window if run.paths else None,
             "team_commits": run.team_commits,
+            "provenance_key": run.provenance_key,
+            "provenance_head": run.provenance_head,
             "codeowners": run.codeowners_digest,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
@@ -1030,6 +1084,8 @@ async def _commit(
         await run.state.delete_classes(manifest.classes_key)
     if manifest.paths_key and manifest.paths_key != run.paths_key:
         await run.state.delete_paths(manifest.paths_key)
+    if manifest.provenance_key and manifest.provenance_key != run.provenance_key:
+        await run.state.delete_provenance(manifest.provenance_key)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:

@@ -219,8 +219,8 @@ def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> se
     as git blame follows an unchanged file down the first parent); None (every file) when
     old_head is not on that chain (a force-push, a default branch moved to a branch that merged
     it, no earlier head). Files at new_head that have no rows yet are the caller's to add."""
-    if old_head is None:
-        return None
+    if old_head is None or not isinstance(repo.get(old_head), pygit2.Commit):
+        return None  # none, or force-pushed away and gone from the repository
     if old_head == new_head:
         return set()
     walker = repo.walk(new_head, pygit2.enums.SortMode.NONE)
