@@ -128,6 +128,9 @@ class Overview(Document):
     last_commit_at: datetime | None
     authored: AuthoredTotals
     excluded: Excluded
+    # The lines at the default head by the age of the commit git blame names for them
+    # (definition 16), every bucket listed youngest first.
+    code_age: list[CodeAge] = []
     generated_at: datetime
 
 
@@ -177,6 +180,11 @@ class Activity(Document):
     generated_at: datetime
 
 
+class CodeAge(BaseModel):
+    bucket: str  # "<1m", "1-6m", "6-12m", "1-2y" or ">2y" (30-day months, 365-day years)
+    lines: int
+
+
 class Contributor(BaseModel):
     """One person: the all-in figures of the commits they authored (commits to last_commit_at),
     and their share of the authored work of the commits they authored or co-authored.
@@ -201,6 +209,10 @@ class Contributor(BaseModel):
     share_of_churn: float
     first_commit_at: datetime
     last_commit_at: datetime
+    # The lines at the default head that git blame gives their commits (definition 16), and
+    # their share of all such lines.
+    surviving_lines: int = 0
+    share_of_lines: float = 0.0
 
 
 class Ownership(Document):

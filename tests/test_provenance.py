@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pygit2
 import pytest
 
+from contract.documents import EmailMode
+from contract.storage.local import LocalStorage
+from tests.support.documents import read_documents
 from tests.support.gitrepos import GitRepo
 from worker.engine.aggregate import People
 from worker.engine.mailmap import Mailmap
 from worker.engine.paths import ROOT, TOP_CONTRIBUTORS, ancestors, bus_factor, leaders_of
+from worker.engine.pipeline import analyze_codebase
 from worker.engine.provenance import (
     CODE_AGE,
     DAY,
@@ -253,3 +258,36 @@ def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
     rows, blamed = update_provenance(git_repo.path, first, text(first), rows, second)
     assert blamed == len(text(first))
     assert rows.equals(blame_files(git_repo.path, first, text(first)))
+
+
+async def test_ownership_and_code_age_are_git_blames(git_repo: GitRepo, tmp_path: Path) -> None:
+    """A run's ownership gives each person the lines git blame gives their commits at the head
+    (the mailmap applied), with their share; overview.code_age buckets those lines by their
+    commit's author time against the head's committer time."""
+    history(git_repo)
+    storage = LocalStorage(tmp_path / "storage")
+    await analyze_codebase(
+        str(git_repo.path), storage, 1, tmp_path / "work", email_mode=EmailMode.PLAIN
+    )
+    documents = await read_documents(storage, 1, ["overview", "ownership"])
+    expected: Counter[str] = Counter()
+    ages: Counter[str] = Counter()
+    head_time = int(git_repo.git("log", "-1", "--format=%ct"))
+    for path in text_files(git_repo):
+        expected.update(blamed_by_git(git_repo, path))
+        out = subprocess.run(
+            ["git", "-C", str(git_repo.path), "blame", "--line-porcelain", "HEAD", "--", path],
+            capture_output=True,
+            check=True,
+        ).stdout
+        for line in out.splitlines():
+            if line.startswith(b"author-time "):
+                age = head_time - int(line.split()[1])
+                ages[next(b for b, bound in CODE_AGE if bound is None or age < bound)] += 1
+    people = documents["ownership"]["contributors"]
+    assert {p["email"]: p["surviving_lines"] for p in people if p["surviving_lines"]} == expected
+    total = sum(expected.values())
+    assert all(p["share_of_lines"] == round(p["surviving_lines"] / total, 6) for p in people)
+    assert documents["overview"]["code_age"] == [
+        {"bucket": bucket, "lines": ages[bucket]} for bucket, _ in CODE_AGE
+    ]

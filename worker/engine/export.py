@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -18,6 +18,7 @@ from contract.documents import (
     AuthoredTotals,
     Branch,
     Branches,
+    CodeAge,
     CodeownersProblem,
     CodeownersSource,
     Contributor,
@@ -61,6 +62,9 @@ class CodebaseFacts:
     snapshot: SnapshotSummary
     branches: list[Branch]  # those described (MAX_DESCRIBED_BRANCHES at most)
     total_branches: int
+    # Line provenance: each person's surviving lines by key, and the lines by age bucket.
+    surviving: dict[str, int] = field(default_factory=dict)
+    code_age: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _share(part: int, whole: int) -> float:
@@ -104,6 +108,7 @@ def build_documents(
         last_commit_at=totals.last_commit_at,
         authored=AuthoredTotals(**agg.authored),
         excluded=Excluded.model_validate(agg.excluded),
+        code_age=[CodeAge(bucket=bucket, lines=lines) for bucket, lines in facts.code_age],
         generated_at=now,
     )
     branches = Branches(
@@ -131,6 +136,7 @@ def build_documents(
         ),
     )
     contributors = []
+    surviving = sum(facts.surviving.values())
     for row in agg.contributors:
         email, digest = email_fields(row["email"], email_mode)
         person_churn = row["additions_lines"] + row["deletions_lines"]
@@ -154,6 +160,8 @@ def build_documents(
                 share_of_churn=_share(person_churn, churn),
                 first_commit_at=datetime.fromtimestamp(row["first_commit_time"], UTC),
                 last_commit_at=datetime.fromtimestamp(row["last_commit_time"], UTC),
+                surviving_lines=facts.surviving.get(row["key"], 0),
+                share_of_lines=_share(facts.surviving.get(row["key"], 0), surviving),
             )
         )
     ownership = Ownership(

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,7 +84,13 @@ from worker.engine.fetch import (
     resolve_source,
 )
 from worker.engine.mailmap import Mailmap
-from worker.engine.provenance import PROVENANCE_SCHEMA, regular_files, update_provenance
+from worker.engine.provenance import (
+    PROVENANCE_SCHEMA,
+    code_age,
+    regular_files,
+    surviving_by_person,
+    update_provenance,
+)
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     TALLY_JOURNAL_LIMIT,
@@ -971,6 +977,7 @@ async def export(
         snapshot=snapshots.summarize_snapshot(table, rules.classes),
         branches=branch_facts,
         total_branches=len(source.heads),
+        **_surviving(run, aggregates, source),
     )
     documents, run.weeks = build_documents(facts, run.email_mode, now)
     paths, documents["teams"] = await asyncio.to_thread(
@@ -981,6 +988,19 @@ async def export(
     state = replace(run.paths, entries=paths.entries)
     run.paths_key = await run.state.save_paths(state)
     return documents
+
+
+def _surviving(run: _Run, aggregates: Aggregates, source: _Source) -> dict[str, Any]:
+    """CodebaseFacts' surviving lines by person and code age, from the provenance rows."""
+    rows, people, head_time = run.provenance, aggregates.people, _head_time(source)
+    if rows is None or people is None or head_time is None or not rows.num_rows:
+        return {}
+    kids = people.kids(rows.column("author_name"), rows.column("author_email"))
+    by_kid = surviving_by_person(rows, kids)
+    return {
+        "surviving": {people.keys[kid]: lines for kid, lines in by_kid.items()},
+        "code_age": code_age(rows, head_time),
+    }
 
 
 def _export_paths(
