@@ -293,6 +293,12 @@ class PathPerson(BaseModel):
     authored_churn: int
 
 
+class PathOwner(BaseModel):
+    name: str
+    email_sha256: str | None
+    surviving_lines: int
+
+
 class PathEntry(BaseModel):
     """One directory or file ever changed (definition 14), its path written in full from the
     root as contract/paths.py writes paths ("" is the root)."""
@@ -315,6 +321,11 @@ class PathEntry(BaseModel):
     top_contributors: list[PathPerson]
     bus_factor: int
     hotspot: int
+    # Definition 16: the lines at the default head git blame gives, under the path; the 5
+    # people they most belong to; the fewest people holding more than half of them.
+    surviving_lines: int = 0
+    top_owners: list[PathOwner] = []
+    bus_factor_lines: int = 0
 
 
 class PathsDirectory(Document):

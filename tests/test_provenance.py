@@ -11,7 +11,9 @@ import pyarrow as pa
 import pygit2
 import pytest
 
-from contract.documents import EmailMode
+from contract import layout
+from contract.documents import EmailMode, PathsDirectory, email_fields
+from contract.paths import raw_path
 from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents
 from tests.support.gitrepos import GitRepo
@@ -291,3 +293,26 @@ async def test_ownership_and_code_age_are_git_blames(git_repo: GitRepo, tmp_path
     assert documents["overview"]["code_age"] == [
         {"bucket": bucket, "lines": ages[bucket]} for bucket, _ in CODE_AGE
     ]
+
+    # Each path's entry: its surviving lines, top owners (most lines first, ties by key) and
+    # bus factor over lines, from the same counts summed over the files under it.
+    by_path: dict[bytes, Counter[str]] = {}
+    for path in text_files(git_repo):
+        for at in [path, *ancestors(path)]:
+            by_path.setdefault(at, Counter()).update(blamed_by_git(git_repo, path))
+    seen = {}
+    for key in await storage.list(layout.paths_documents(1)):
+        stored = await storage.get(key)
+        assert stored is not None
+        directory = PathsDirectory.model_validate_json(stored.data)
+        for entry in [directory.entry, *directory.paths]:
+            seen[raw_path(entry.path)] = entry
+    for path, entry in seen.items():
+        counts = by_path.get(path, Counter())
+        order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        assert entry.surviving_lines == sum(counts.values()), path
+        assert [(o.email_sha256, o.surviving_lines) for o in entry.top_owners] == [
+            (email_fields(email, EmailMode.PLAIN)[1], n) for email, n in order[:TOP_CONTRIBUTORS]
+        ], path
+        assert entry.bus_factor_lines == bus_factor([n for _, n in order]), path
+    assert set(by_path) <= set(seen) and seen[ROOT].surviving_lines == total

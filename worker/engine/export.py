@@ -31,6 +31,7 @@ from contract.documents import (
     Overview,
     Ownership,
     PathEntry,
+    PathOwner,
     PathPerson,
     PathsDirectory,
     Team,
@@ -44,7 +45,14 @@ from contract.storage import ObjectTooLarge, Storage, StorageError
 from worker.engine.aggregate import Aggregates, json_list
 from worker.engine.classes import PathClass, classes_of
 from worker.engine.codeowners import Codeowners, CodeownersFile
-from worker.engine.paths import ENTRIES_SCHEMA, ROOT, leaders_of, run_starts
+from worker.engine.paths import (
+    BUS_SCHEMA,
+    ENTRIES_SCHEMA,
+    LEADERS_SCHEMA,
+    ROOT,
+    leaders_of,
+    run_starts,
+)
 from worker.engine.snapshot import SnapshotSummary
 from worker.engine.store import PublishedDocument
 from worker.engine.teams import UNOWNED, TeamRow, shown_owners
@@ -328,7 +336,22 @@ _PATH_FIGURES = (
     "hotspot",
 )
 # What else an entry is made of, in the fingerprint that tells whether it changed.
-_FINGERPRINTED = ("is_dir", "class", "first_time", "last_time", *_PATH_FIGURES)
+_FINGERPRINTED = (
+    "is_dir",
+    "class",
+    "first_time",
+    "last_time",
+    *_PATH_FIGURES,
+    "surviving_lines",
+)
+# A path's line provenance (paths.ranked_leaders' tables over lines, beside each path's
+# surviving lines): provenance.surviving_by_path's.
+Owners = tuple[pa.Table, pa.Table, pa.Table]
+_NO_OWNERS: Owners = (
+    pa.table({"path": pa.array([], pa.binary()), "surviving_lines": pa.array([], pa.int64())}),
+    LEADERS_SCHEMA.empty_table(),
+    BUS_SCHEMA.empty_table(),
+)
 
 
 def _parents(paths: pa.Array) -> pa.Array:
@@ -358,6 +381,7 @@ def export_paths(
     people: list[tuple[str, str | None]],
     now: datetime,
     last: pa.Table | None,
+    owners: Owners | None = None,
 ) -> PathsExport:
     """The documents of the directories (the root included) whose entry or whose children's
     entries differ from `last` (paths.ENTRIES_SCHEMA; None: every directory's), each with its
@@ -366,12 +390,22 @@ def export_paths(
     figures = figures.append_column(
         "class", classes_of(classes, figures.column("path")).cast(pa.int64())
     )
-    figures = figures.join(
-        _leaders_text(*leaders, people), "path", join_type="left outer", use_threads=False
+    surviving, owner_top, owner_bus = owners or _NO_OWNERS
+    for joined in (
+        _leaders_text(*leaders, people, "leaders"),
+        _leaders_text(owner_top, owner_bus, people, "owners"),
+        surviving,
+    ):
+        figures = figures.join(joined, "path", join_type="left outer", use_threads=False)
+    figures = figures.set_column(
+        figures.column_names.index("surviving_lines"),
+        "surviving_lines",
+        pc.fill_null(figures.column("surviving_lines"), 0),
     ).sort_by("path")
     texts = pc.binary_join_element_wise(
         *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
         figures.column("leaders"),
+        figures.column("owners"),
         "|",
         null_handling="replace",
         null_replacement="-",
@@ -423,10 +457,13 @@ def export_paths(
     children: dict[bytes, list[PathEntry]] = {}
     rows = figures.filter(listed).sort_by("path")
     rows = rows.append_column("parent", _parents(rows.column("path")))
-    ranked = leaders_of(*leaders, only=rows.column("path").combine_chunks())
+    listed_paths = rows.column("path").combine_chunks()
+    ranked = leaders_of(*leaders, only=listed_paths)
+    ranked_owners = leaders_of(owner_top, owner_bus, only=listed_paths)
     for row in rows.to_pylist():
         path = row["path"]
         bus = ranked.get(path, ([], 0))[1]
+        top_owners, bus_lines = ranked_owners.get(path, ([], 0))
         is_directory = row["is_dir"] or path == ROOT
         built[path] = PathEntry.model_validate(
             {
@@ -438,6 +475,12 @@ def export_paths(
                 "last_commit_at": datetime.fromtimestamp(row["last_time"], UTC),
                 "top_contributors": _people_of(ranked.get(path, ([], 0))[0], people),
                 "bus_factor": bus,
+                "surviving_lines": row["surviving_lines"],
+                "top_owners": [
+                    PathOwner(name=people[kid][0], email_sha256=people[kid][1], surviving_lines=n)
+                    for kid, n in top_owners
+                ],
+                "bus_factor_lines": bus_lines,
             }
         )
         if path != ROOT and row["parent"] in wanted:
@@ -457,8 +500,10 @@ def export_paths(
     )
 
 
-def _leaders_text(top: pa.Table, bus: pa.Table, people: list[tuple[str, str | None]]) -> pa.Table:
-    """(path, leaders): what each path's entry shows of its people (its top contributors as
+def _leaders_text(
+    top: pa.Table, bus: pa.Table, people: list[tuple[str, str | None]], name: str
+) -> pa.Table:
+    """(path, `name`): what each path's entry shows of its people (its top contributors as
     shown, in order, and its bus factor) as text, for its fingerprint; written in Arrow, for
     thousands of paths."""
     shown = pa.array([repr(person) for person in people], pa.string())
@@ -474,7 +519,7 @@ def _leaders_text(top: pa.Table, bus: pa.Table, people: list[tuple[str, str | No
     return pa.table(
         {
             "path": texts.column("path"),
-            "leaders": pc.binary_join_element_wise(
+            name: pc.binary_join_element_wise(
                 pc.fill_null(texts.column("people"), ""),
                 pc.cast(pc.fill_null(texts.column("bus_factor"), 0), pa.string()),
                 "/",

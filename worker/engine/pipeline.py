@@ -88,6 +88,7 @@ from worker.engine.provenance import (
     PROVENANCE_SCHEMA,
     code_age,
     regular_files,
+    surviving_by_path,
     surviving_by_person,
     update_provenance,
 )
@@ -1032,7 +1033,12 @@ def _export_paths(
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
     names = shown_people([shown.get(key, (key, key)) for key in people.keys], run.email_mode)
     last = None if run.tidy or not state.entries.num_rows else state.entries
-    paths = export_paths(run.codebase_id, figures, ranked, rules.classes, names, now, last)
+    owners = None
+    if run.provenance is not None and run.provenance.num_rows:
+        rows = run.provenance
+        owned_by = people.kids(rows.column("author_name"), rows.column("author_email"))
+        owners = surviving_by_path(rows, owned_by, people.keys)
+    paths = export_paths(run.codebase_id, figures, ranked, rules.classes, names, now, last, owners)
     run.hotspots = top_hotspots(figures)
     rows = teams.team_figures(state.owners, lines, figures, cells, kids, run.team_commits)
     leaders = path_state.leaders(teams.team_churn(state.owners, churn), people.keys)
