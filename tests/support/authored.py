@@ -249,6 +249,26 @@ def head_blobs(repo: GitRepo) -> dict[bytes, tuple[str, str]]:
     return blobs
 
 
+_BLAME_LINE = re.compile(rb"([0-9a-f]{40}) \d+ \d+")
+
+
+def git_surviving(repo: GitRepo, blobs: dict[bytes, tuple[str, str]]) -> dict[str, int]:
+    """Per commit, the lines at the head git blame (--line-porcelain) gives it, over the
+    regular text files (git's binary test: numstat against the empty tree)."""
+    empty = repo.run("hash-object", "-t", "tree", "/dev/null").strip().decode()
+    numstat = repo.run("diff", "--numstat", "-z", "--no-renames", empty, "HEAD").split(b"\x00")
+    binary = {entry.split(b"\t", 2)[2] for entry in numstat if entry.startswith(b"-\t-\t")}
+    counts: dict[str, int] = defaultdict(int)
+    for path, (mode, _name) in blobs.items():
+        if mode not in ("100644", "100755") or path in binary:
+            continue
+        for line in repo.run("blame", "--line-porcelain", "HEAD", "--", path).splitlines():
+            match = None if line.startswith(b"\t") else _BLAME_LINE.match(line)
+            if match is not None:
+                counts[match.group(1).decode()] += 1
+    return dict(counts)
+
+
 def _decide(value: str, enry_says: bool) -> bool:
     """An attribute overrides enry when specified: set or any value but false means yes."""
     if value == "unspecified":
@@ -307,6 +327,8 @@ class AuthoredOracle:
     ignore_revs: set[str]  # as listed at the head, whether in the commit set or not
     bot_keys: set[str]  # contributors (by key) that are bots
     trailers: dict[str, list[str]] = field(repr=False)  # raw Co-authored-by values per commit
+    # Per contributor (by key): the lines at the head git blame gives their commits.
+    surviving: dict[str, int] = field(default_factory=dict)
 
     # -- overview --------------------------------------------------------------------------
 
@@ -405,6 +427,10 @@ class AuthoredOracle:
                 | {
                     "share_of_commits": _share(len(commits), len(self.commits)),
                     "share_of_churn": _share(figures.churn, total.churn),
+                    "surviving_lines": self.surviving.get(key, 0),
+                    "share_of_lines": _share(
+                        self.surviving.get(key, 0), sum(self.surviving.values())
+                    ),
                 }
             )
         rows.sort(
@@ -415,7 +441,12 @@ class AuthoredOracle:
             times = [c.time for c in self.co_authored(key)]
             co_only.append(
                 self._contributor(key, 0, Figures(), times)
-                | {"share_of_commits": 0.0, "share_of_churn": 0.0}
+                | {
+                    "share_of_commits": 0.0,
+                    "share_of_churn": 0.0,
+                    "surviving_lines": 0,
+                    "share_of_lines": 0.0,
+                }
             )
         co_only.sort(
             key=lambda r: (
@@ -542,4 +573,7 @@ def authored_oracle(repo: GitRepo, bot_authors: Sequence[str] = ()) -> AuthoredO
             by_bot=author.key in bot_keys,
             people=(author, *(p for p in co_authors.values() if p.key not in bot_keys)),
         )
-    return AuthoredOracle(commits, classes, ignore_revs, bot_keys, trailers)
+    surviving: dict[str, int] = defaultdict(int)
+    for sha, held in git_surviving(repo, blobs).items():
+        surviving[commits[sha].author.key] += held
+    return AuthoredOracle(commits, classes, ignore_revs, bot_keys, trailers, dict(surviving))
