@@ -240,7 +240,7 @@ def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
 
     first = git_repo.head()
     assert b"link.py" not in text(first) and b"src/b.py" in text(first)
-    rows, blamed = update_provenance(git_repo.path, first, text(first), None, None)
+    rows, blamed, _ = update_provenance(git_repo.path, first, text(first), None, None)
     assert blamed == len(text(first))
     assert rows.equals(blame_files(git_repo.path, first, text(first)))
 
@@ -250,14 +250,14 @@ def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
     )
     second = git_repo.head()
     reports: list[tuple[int, int]] = []
-    rows, blamed = update_provenance(
+    rows, blamed, _ = update_provenance(
         git_repo.path, second, text(second), rows, first, report=lambda *r: reports.append(r)
     )
     assert blamed == 2 and reports[-1] == (2, 2)  # src/b.py changed, new.md new
     assert rows.equals(blame_files(git_repo.path, second, text(second)))
 
     git_repo.reset_branch("main", first)  # force-pushed back
-    rows, blamed = update_provenance(git_repo.path, first, text(first), rows, second)
+    rows, blamed, _ = update_provenance(git_repo.path, first, text(first), rows, second)
     assert blamed == len(text(first))
     assert rows.equals(blame_files(git_repo.path, first, text(first)))
 
@@ -316,3 +316,108 @@ async def test_ownership_and_code_age_are_git_blames(git_repo: GitRepo, tmp_path
         ], path
         assert entry.bus_factor_lines == bus_factor([n for _, n in order]), path
     assert set(by_path) <= set(seen) and seen[ROOT].surviving_lines == total
+
+
+def numbered(prefix: str, count: int, eol: str = "\n") -> list[str]:
+    return [f"{prefix} {n}{eol}" for n in range(count)]
+
+
+def test_a_push_carries_blame_forward_and_blames_whole_only_what_it_must(
+    git_repo: GitRepo,
+) -> None:
+    """Push after push, the rows update_provenance keeps are those of blaming every text file
+    at the head afresh. Line edits, renames, lines moved between files, CRLF files, an empty file
+    filled, a file turned binary and a pull request's merge are carried from the old head's rows
+    (no file blamed whole); a merge that keeps a side branch's line from before the old head
+    blames that file whole, and so does a force-push every file."""
+    repo = pygit2.Repository(str(git_repo.path))
+    core = numbered("core", 60)
+    crlf = numbered("crlf", 12, "\r\n")
+    git_repo.commit(
+        {
+            "core.py": "".join(core),
+            "win.txt": "".join(crlf),
+            "pkg/__init__.py": "",
+            "data.bin": b"\x00\x01" * 64,
+        },
+        author=ADA,
+    )
+    state = {"head": git_repo.head(), "rows": None}
+
+    def text(head: str) -> set[bytes]:
+        tree = repo.revparse_single(head).peel(pygit2.Tree)
+        blobs = {path: tree[path.decode()] for path in regular_files(repo, head)}
+        return {
+            p for p, blob in blobs.items() if isinstance(blob, pygit2.Blob) and not blob.is_binary
+        }
+
+    def push() -> int:
+        """Update from the last pushed head to main's; the files blamed whole."""
+        head = git_repo.head("main")
+        rows, _, whole = update_provenance(
+            git_repo.path, head, text(head), state["rows"], state["head"]
+        )
+        assert rows.to_pylist() == blame_files(git_repo.path, head, text(head)).to_pylist()
+        state["head"], state["rows"] = head, rows
+        return whole
+
+    assert push() == len(text(git_repo.head()))  # the backfill: everything blamed whole
+
+    # Lines replaced, inserted and deleted in the middle, in two commits by two people.
+    core[10:12] = ["replaced a\n", "replaced b\n"]
+    git_repo.commit({"core.py": "".join(core)}, author=BOB)
+    core[30:31] = ["inserted 1\n", "inserted 2\n", "inserted 3\n"]
+    del core[50]
+    git_repo.commit({"core.py": "".join(core), "pkg/__init__.py": "x = 1\n"}, author=CY)
+    assert push() == 0
+
+    # A whole-file rename with an edit, ten lines cut from one file and pasted into the CRLF
+    # file, and a binary file becoming text while a text file becomes binary.
+    git_repo.run("mv", "core.py", "src_core.py")
+    core[0] = "renamed and edited\n"
+    git_repo.commit({"src_core.py": "".join(core)}, author=BOB)
+    moved, core = core[20:30], core[:20] + core[30:]
+    crlf[5:5] = [line.replace("\n", "\r\n") for line in moved]
+    git_repo.commit(
+        {
+            "src_core.py": "".join(core),
+            "win.txt": "".join(crlf),
+            "data.bin": "now text\n",
+            "pkg/__init__.py": b"\x00binary now",
+        },
+        author=ADA,
+    )
+    assert push() == 0
+
+    # A pull request: a topic branch forked at the pushed head, main moving meanwhile, then
+    # merged into main (main its first parent).
+    git_repo.branch("topic")
+    git_repo.checkout("topic")
+    topic_core = [*core[:3], "topic line\n", *core[3:]]
+    git_repo.commit({"src_core.py": "".join(topic_core), "side.py": "side\n" * 4}, author=CY)
+    git_repo.checkout("main")
+    crlf[0] = "main moved\r\n"
+    git_repo.commit({"win.txt": "".join(crlf)}, author=BOB)
+    git_repo.merge("topic", author=ADA)
+    core = topic_core
+    assert push() == 0
+
+    # A branch forked here keeps a line main then changes; the merge takes the branch's line:
+    # blame passes that line down the branch to a commit before the pushed head.
+    git_repo.branch("old")
+    core[40] = "main's version\n"
+    git_repo.commit({"src_core.py": "".join(core)}, author=BOB)
+    assert push() == 0
+    git_repo.checkout("old")
+    git_repo.commit({"other.txt": "other\n"}, author=CY)
+    git_repo.checkout("main")
+    git_repo.run("merge", "-q", "--no-ff", "--no-commit", "old")
+    core[40] = git_repo.git("show", "old:src_core.py").splitlines(keepends=True)[40]
+    git_repo.commit({"src_core.py": "".join(core)}, message="merge old", author=ADA)
+    assert len(repo.revparse_single(git_repo.head()).peel(pygit2.Commit).parents) == 2
+    assert push() == 1
+
+    # Force-pushed back: every file blamed whole.
+    first = git_repo.head("main~3")
+    git_repo.reset_branch("main", first)
+    assert push() == len(text(first))

@@ -124,7 +124,7 @@ def git_env() -> dict[str, str]:
     return env
 
 
-def _unquote(text: bytes) -> tuple[bytes, int]:
+def unquote(text: bytes) -> tuple[bytes, int]:
     """The bytes of the C-quoted string starting at text[0] == '"', and the index after its
     closing quote."""
     out = bytearray()
@@ -150,7 +150,7 @@ def _path(line: bytes) -> bytes:
     """The path of a `diff --git a/P b/P` line (its part after "diff --git "): both sides name
     the same path, renames being off."""
     if line[:1] == b'"':
-        name, _ = _unquote(line)
+        name, _ = unquote(line)
         return name[2:]
     # "a/P b/P": P takes (len - 5) / 2 bytes.
     return line[2 : 2 + (len(line) - 5) // 2]
@@ -310,13 +310,19 @@ def read_co_authored_by(git_dir: str, shas: Sequence[str]) -> list[list[bytes]]:
     return [values for _, *values in rows]
 
 
+def missing_object(errors: bytes) -> IncompleteRepositoryError | None:
+    """IncompleteRepositoryError if git's `errors` say it could not read an object."""
+    match = _MISSING.search(errors.decode("utf-8", "replace"))
+    if match is None:
+        return None
+    return IncompleteRepositoryError(
+        f"object {match.group(1)} is missing: the repository is incomplete"
+    )
+
+
 def _failure(errors: bytes) -> Exception:
     text = errors.decode("utf-8", "replace").strip()
-    match = re.search(
-        r"(?:bad object|unable to read|could not read|missing \w+) ([0-9a-f]{40})", text
-    )
-    if match:
-        return IncompleteRepositoryError(
-            f"object {match.group(1)} is missing: the repository is incomplete"
-        )
+    missing = missing_object(errors)
+    if missing is not None:
+        return missing
     return RuntimeError(f"git log failed: {text.splitlines()[-1] if text else 'no message'}")

@@ -86,6 +86,7 @@ from worker.engine.fetch import (
 from worker.engine.mailmap import Mailmap
 from worker.engine.provenance import (
     PROVENANCE_SCHEMA,
+    Updated,
     code_age,
     regular_files,
     surviving_by_path,
@@ -937,7 +938,7 @@ async def provenance(run: _Run, source: _Source, table: pa.Table) -> None:
         done, total = blamed, of
         run.report(Phase.PROVENANCE, blamed, of)
 
-    def update() -> tuple[pa.Table, int]:
+    def update() -> Updated:
         return update_provenance(
             source.fetched.path,
             head,
@@ -948,7 +949,7 @@ async def provenance(run: _Run, source: _Source, table: pa.Table) -> None:
             report=report,
         )
 
-    updated, _ = await _with_progress(run, update, lambda: Progress(done=done, total=total))
+    updated = (await _with_progress(run, update, lambda: Progress(done=done, total=total))).rows
     run.provenance, run.provenance_head = updated, head
     if rows is not None and updated.equals(rows):
         run.provenance_key = manifest.provenance_key

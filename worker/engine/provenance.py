@@ -1,51 +1,67 @@
 """Line provenance (DESIGN.md definition 16): for each text file at the default head, which commit
-`git blame` names for each of its lines, counted per (file, commit).
+`git blame` names for each of its lines.
 
-git blame itself decides, with its default options, in parallel processes: its result is the
-definition, and no re-implementation of its passing of blame to parents matches it on every
-history (merges, whole-file renames, lines that move). What makes it affordable is git's
-commit-graph with changed-path Bloom filters, which lets blame skip the commits that do not
-touch a file without reading their trees: on git/git (82,000 commits), 24 files sampled at
-random took 12.5 s to blame without it and 2.2 s with it (writing it took 26 s once; a later
-write adds a layer for the new commits only).
+git blame itself decides, with its default options: its result is the definition, and no
+re-implementation of its passing of blame to parents matches it on every history (merges,
+whole-file renames, lines that move). Two things make it affordable:
 
-Rows are kept per (path, commit), the commit's author beside it before the mailmap, so that a
-change of the mailmap or of the bots is applied when the rows are aggregated, without blaming
+- A push does not blame a file's whole history again. `git blame OLD..NEW -- FILE` walks only
+  the push's commits: it names the push's commits for the lines they wrote and leaves the others
+  to OLD, the old head, as boundary lines (with their line numbers in OLD's file). Those lines
+  are what the stored rows say of OLD's file: blame passes each line to a parent by a diff of
+  the two files alone, so a line's commit does not depend on which other lines were asked
+  about. A line blame leaves to any other commit outside the push (a side branch forked before
+  OLD, a line the merge took from it) makes that file blamed whole, as it is when OLD is not on
+  the new head's first-parent chain (a force-push).
+- A whole blame (the backfill, those files) reads git's commit-graph with changed-path Bloom
+  filters, which lets blame skip the commits that do not touch a file without reading their
+  trees: on git/git (82,000 commits), 24 files sampled at random took 12.5 s to blame without it
+  and 2.2 s with it (writing it took 26 s once; a later write adds a layer for the new commits).
+
+Rows are runs of lines (a file's lines from `start`, `lines` of them, that one commit holds;
+adjacent runs name different commits), the commit's author beside it before the mailmap, so that
+a change of the mailmap or of the bots is applied when the rows are aggregated, without blaming
 again.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import clamp_time, identity_text
-from worker.engine.gitlog import git_env
+from worker.engine.gitlog import git_env, missing_object, unquote
 from worker.engine.paths import coded_ancestry, ranked_leaders
 
-# Per (file at the head, commit): the lines of the file the commit holds, and the commit's author
-# as extraction reads it (before the mailmap).
+# Per run of lines of a file at the head that one commit holds (`start` is 1-based): the
+# commit's author as extraction reads it (before the mailmap).
 PROVENANCE_SCHEMA = pa.schema(
     [
         ("path", pa.binary()),
-        ("sha", pa.string()),
+        ("start", pa.int64()),
         ("lines", pa.int64()),
+        ("sha", pa.string()),
         ("author_name", pa.string()),
         ("author_email", pa.string()),
         ("author_time", pa.int64()),
     ]
 )
-# A group of `git blame --incremental`: the commit, the line in it, the line in the file, and
-# how many lines from there the commit holds.
-_GROUP = re.compile(rb"^([0-9a-f]{40,64}) \d+ \d+ (\d+)$", re.MULTILINE)
+# The first line of a group of `git blame --incremental`: the commit, the group's first line in
+# the commit's file, its first line in the blamed file, and how many lines it has. Its last line
+# names the commit's file: "filename PATH".
+_GROUP = re.compile(rb"([0-9a-f]{40,64}) (\d+) (\d+) (\d+)")
+_FILENAME = b"filename "
 # git blame's options that a machine's configuration could change, given as their defaults.
 _BLAME = [
     "-c",
@@ -54,14 +70,30 @@ _BLAME = [
     "blame.markIgnoredLines=false",
     "-c",
     "blame.markUnblamableLines=false",
+    "-c",
+    "core.quotePath=true",
     "blame",
     "--incremental",
     "--no-progress",
 ]
 
+T = TypeVar("T")
+Run = tuple[int, int, str]  # (start, lines, sha): lines start.. of a file that sha holds
+
 
 class BlameError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of lines `git blame --incremental` names one commit for."""
+
+    sha: str
+    source_start: int  # its first line in `source`, the file at `sha`
+    start: int  # its first line in the blamed file
+    lines: int
+    source: bytes
 
 
 def write_commit_graph(repo_dir: Path) -> None:
@@ -71,14 +103,72 @@ def write_commit_graph(repo_dir: Path) -> None:
     _git(repo_dir, args, "writing the commit-graph")
 
 
-def blame_file(repo_dir: Path, head: str, path: bytes) -> dict[str, int]:
-    """How many of the lines of `path` at `head` each commit holds, as git blame names them."""
-    out = _git(repo_dir, [*_BLAME, head, "--", path], f"blame of {path!r}")
-    counts: dict[str, int] = {}
-    for match in _GROUP.finditer(out):
-        sha = match.group(1).decode()
-        counts[sha] = counts.get(sha, 0) + int(match.group(2))
-    return counts
+def blame_groups(repo_dir: Path, head: str, path: bytes, since: str | None = None) -> list[Group]:
+    """git blame's groups for `path` at `head`: over the whole history, or (`since`) over the
+    commits `head` has and `since` has not, the others' lines left to the commits at the edge."""
+    revision = head if since is None else f"{since}..{head}"
+    out = _git(repo_dir, [*_BLAME, revision, "--", path], f"blame of {path!r}")
+    groups, group = [], None
+    for line in out.split(b"\n"):
+        if group is None:
+            group = _GROUP.fullmatch(line)
+        elif line.startswith(_FILENAME):
+            name = line[len(_FILENAME) :]
+            source = unquote(name)[0] if name[:1] == b'"' else name
+            sha, source_start, start, lines = group.groups()
+            groups.append(Group(sha.decode(), int(source_start), int(start), int(lines), source))
+            group = None
+    if group is not None:
+        raise BlameError(f"git: blame of {path!r} ended inside a group")
+    return groups
+
+
+def blame_file(repo_dir: Path, head: str, path: bytes) -> list[Run]:
+    """The runs of lines of `path` at `head` and the commit git blame names for each."""
+    return _runs(
+        (group.start, group.lines, group.sha) for group in blame_groups(repo_dir, head, path)
+    )
+
+
+def carried(
+    groups: Iterable[Group], old_head: str, newer: set[str], old_runs: dict[bytes, list[Run]]
+) -> list[Run] | None:
+    """A file's runs at a new head from its blame over the commits since `old_head` (`newer`,
+    blame_groups with since=old_head): the push's commits keep their lines, the lines left to
+    old_head take the commits `old_runs` (the runs of old_head's files) name for them. None when
+    a line is left to another commit, or to a file of old_head without runs."""
+    runs: list[Run] = []
+    for group in groups:
+        if group.sha in newer:
+            runs.append((group.start, group.lines, group.sha))
+            continue
+        source = old_runs.get(group.source) if group.sha == old_head else None
+        if source is None:
+            return None
+        first, end = group.source_start, group.source_start + group.lines
+        at = max(bisect.bisect_right(source, (first, float("inf"))) - 1, 0)
+        covered = 0
+        for start, lines, sha in source[at:]:
+            if start >= end:
+                break
+            low, high = max(start, first), min(start + lines, end)
+            if low < high:
+                runs.append((group.start + low - first, high - low, sha))
+                covered += high - low
+        if covered != group.lines:
+            return None  # the stored runs do not cover the lines: not the file blame read
+    return _runs(runs)
+
+
+def _runs(runs: Iterable[Run]) -> list[Run]:
+    """`runs` in order of their lines, adjacent runs of one commit joined."""
+    joined: list[Run] = []
+    for start, lines, sha in sorted(runs):
+        if joined and joined[-1][2] == sha and joined[-1][0] + joined[-1][1] == start:
+            joined[-1] = (joined[-1][0], joined[-1][1] + lines, sha)
+        else:
+            joined.append((start, lines, sha))
+    return joined
 
 
 def blame_files(
@@ -86,34 +176,30 @@ def blame_files(
     head: str,
     paths: Iterable[bytes],
     workers: int = 2,
-    report: Callable[[int, int], None] | None = None,
 ) -> pa.Table:
-    """PROVENANCE_SCHEMA's rows for each of `paths` (text files at `head`), blamed `workers` at
-    a time (each in its own git process); `report(done, total)` after each file."""
+    """PROVENANCE_SCHEMA's rows for each of `paths` (text files at `head`), blamed whole,
+    `workers` at a time (each in its own git process)."""
     listed = sorted(set(paths))
-    done = 0
-    lock = threading.Lock()
+    found = _in_parallel(listed, lambda path: blame_file(repo_dir, head, path), workers)
+    return _table(pygit2.Repository(str(repo_dir)), dict(zip(listed, found, strict=True)))
 
-    def blamed(path: bytes) -> dict[str, int]:
-        nonlocal done
-        counts = blame_file(repo_dir, head, path)
-        if report is not None:
-            with lock:
-                done += 1
-                report(done, len(listed))
-        return counts
 
+def _in_parallel(paths: Sequence[bytes], work: Callable[[bytes], T], workers: int) -> list[T]:
+    """`work` for each of `paths`, `workers` at a time (threads: the work is git's)."""
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        found = list(pool.map(blamed, listed))
-    repo = pygit2.Repository(str(repo_dir))
+        return list(pool.map(work, paths))
+
+
+def _table(repo: pygit2.Repository, runs: dict[bytes, list[Run]]) -> pa.Table:
+    """PROVENANCE_SCHEMA's rows of each file's `runs`, by path then line."""
     authors: dict[str, tuple[str, str, int]] = {}
     rows: dict[str, list[object]] = {name: [] for name in PROVENANCE_SCHEMA.names}
-    for path, counts in zip(listed, found, strict=True):
-        for sha, lines in sorted(counts.items()):
+    for path in sorted(runs):
+        for start, lines, sha in runs[path]:
             if sha not in authors:
                 authors[sha] = _author(repo, sha)
             for column, value in zip(
-                PROVENANCE_SCHEMA.names, (path, sha, lines, *authors[sha]), strict=True
+                PROVENANCE_SCHEMA.names, (path, start, lines, sha, *authors[sha]), strict=True
             ):
                 rows[column].append(value)
     return pa.table(rows, schema=PROVENANCE_SCHEMA)
@@ -140,6 +226,9 @@ def _git(repo_dir: Path, args: Sequence[str | bytes], what: str) -> bytes:
         check=False,
     )
     if proc.returncode != 0:
+        missing = missing_object(proc.stderr)
+        if missing is not None:
+            raise missing
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise BlameError(f"git: {what} failed: {message[-1] if message else proc.returncode}")
     return proc.stdout
@@ -218,14 +307,12 @@ def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> se
     commit on new_head's first-parent chain down to old_head changes (against its first parent,
     as git blame follows an unchanged file down the first parent); None (every file) when
     old_head is not on that chain (a force-push, a default branch moved to a branch that merged
-    it, no earlier head). Files at new_head that have no rows yet are the caller's to add."""
+    it, no earlier head)."""
     if old_head is None or not isinstance(repo.get(old_head), pygit2.Commit):
         return None  # none, or force-pushed away and gone from the repository
     if old_head == new_head:
         return set()
-    walker = repo.walk(new_head, pygit2.enums.SortMode.NONE)
-    walker.hide(old_head)
-    newer = {str(commit.id) for commit in walker}
+    newer = _newer(repo, old_head, new_head)
     changed: set[bytes] = set()
     at = repo.get(new_head)
     while isinstance(at, pygit2.Commit) and str(at.id) in newer:
@@ -238,6 +325,13 @@ def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> se
             changed.add(delta.new_file.raw_path)
         at = parent
     return changed if isinstance(at, pygit2.Commit) and str(at.id) == old_head else None
+
+
+def _newer(repo: pygit2.Repository, old_head: str, new_head: str) -> set[str]:
+    """The commits new_head has and old_head has not."""
+    walker = repo.walk(new_head, pygit2.enums.SortMode.NONE)
+    walker.hide(old_head)
+    return {str(commit.id) for commit in walker}
 
 
 _REGULAR = (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE)
@@ -260,6 +354,12 @@ def regular_files(repo: pygit2.Repository, head: str) -> set[bytes]:
     return found
 
 
+class Updated(NamedTuple):
+    rows: pa.Table  # by path, then line
+    blamed: int  # files blamed (over the new commits or whole)
+    whole: int  # of which blamed whole
+
+
 def update_provenance(
     repo_dir: Path,
     head: str,
@@ -268,28 +368,70 @@ def update_provenance(
     old_head: str | None,
     workers: int = 2,
     report: Callable[[int, int], None] | None = None,
-) -> tuple[pa.Table, int]:
+) -> Updated:
     """The provenance rows at `head` of `text_files` (the text files at the head), from `rows`,
-    git blame's at `old_head` (None: none): only the files the move from old_head changes, or
-    that have no rows, are blamed (every file when old_head is not on head's first-parent
-    chain). The rows, by path then commit, and how many files were blamed."""
+    git blame's at `old_head` (None: none). When old_head is on head's first-parent chain, the
+    rows of the files the chain leaves alone are kept and those it changes are blamed over the
+    new commits and carried from old_head's (`carried`), or else blamed whole; otherwise every
+    file is blamed whole. `report(done, total)` as files are done."""
     repo = pygit2.Repository(str(repo_dir))
     changed = None if rows is None else reblamed(repo, old_head, head)
-    if rows is None or changed is None:
-        kept = PROVENANCE_SCHEMA.empty_table()
+    if rows is None or changed is None or old_head is None:
+        kept, todo = PROVENANCE_SCHEMA.empty_table(), sorted(text_files)
     else:
-        stale = pa.array(sorted(changed), pa.binary())
-        present = pa.array(sorted(text_files), pa.binary())
+        todo = sorted(text_files & changed)
         kept = rows.filter(
             pc.and_(
-                pc.is_in(rows.column("path"), value_set=present),
-                pc.invert(pc.is_in(rows.column("path"), value_set=stale)),
+                pc.is_in(rows.column("path"), value_set=pa.array(sorted(text_files), pa.binary())),
+                pc.invert(pc.is_in(rows.column("path"), value_set=pa.array(todo, pa.binary()))),
             )
         )
-    todo = text_files - set(pc.unique(kept.column("path")).to_pylist())
     if not todo:
-        return kept, 0
-    write_commit_graph(repo_dir)
-    blamed = blame_files(repo_dir, head, todo, workers, report)
-    both = pa.concat_tables([kept, blamed]).sort_by([("path", "ascending"), ("sha", "ascending")])
-    return both, len(todo)
+        return Updated(kept, 0, 0)
+    found: dict[bytes, list[Run]] = {}
+    if rows is not None and changed is not None and old_head is not None:
+        since = old_head
+        groups = _in_parallel(todo, lambda path: blame_groups(repo_dir, head, path, since), workers)
+        sources = {group.source for each in groups for group in each if group.sha == since}
+        old_runs, newer = _runs_of(rows, sources), _newer(repo, since, head)
+        for path, each in zip(todo, groups, strict=True):
+            runs = carried(each, since, newer, old_runs)
+            if runs is not None:
+                found[path] = runs
+        if report is not None:
+            report(len(found), len(todo))
+    whole = [path for path in todo if path not in found]
+    if whole:
+        write_commit_graph(repo_dir)
+        done = len(found)
+        lock = threading.Lock()
+
+        def blamed(path: bytes) -> list[Run]:
+            nonlocal done
+            runs = blame_file(repo_dir, head, path)
+            if report is not None:
+                with lock:
+                    done += 1
+                    report(done, len(todo))
+            return runs
+
+        found.update(zip(whole, _in_parallel(whole, blamed, workers), strict=True))
+    both = pa.concat_tables([kept, _table(repo, found)])
+    rows = both.sort_by([("path", "ascending"), ("start", "ascending")])
+    return Updated(rows, len(todo), len(whole))
+
+
+def _runs_of(rows: pa.Table, paths: set[bytes]) -> dict[bytes, list[Run]]:
+    """The runs `rows` hold for each of `paths`, in order of their lines."""
+    wanted = rows.filter(
+        pc.is_in(rows.column("path"), value_set=pa.array(sorted(paths), pa.binary()))
+    )
+    runs: dict[bytes, list[Run]] = {}
+    for path, start, lines, sha in zip(
+        *(wanted.column(name).to_pylist() for name in ("path", "start", "lines", "sha")),
+        strict=True,
+    ):
+        runs.setdefault(path, []).append((start, lines, sha))
+    for each in runs.values():
+        each.sort()
+    return runs
