@@ -129,8 +129,9 @@ class Overview(Document):
     authored: AuthoredTotals
     excluded: Excluded
     # The lines at the default head by the age of the commit git blame names for them
-    # (definition 16), every bucket listed youngest first.
-    code_age: list[CodeAge] = []
+    # (definition 16), every bucket listed youngest first; null until provenance is known (a
+    # backfill publishes the other figures first).
+    code_age: list[CodeAge] | None = None
     generated_at: datetime
 
 
@@ -210,9 +211,9 @@ class Contributor(BaseModel):
     first_commit_at: datetime
     last_commit_at: datetime
     # The lines at the default head that git blame gives their commits (definition 16), and
-    # their share of all such lines.
-    surviving_lines: int = 0
-    share_of_lines: float = 0.0
+    # their share of all such lines; null until provenance is known.
+    surviving_lines: int | None = None
+    share_of_lines: float | None = None
 
 
 class Ownership(Document):
@@ -322,10 +323,11 @@ class PathEntry(BaseModel):
     bus_factor: int
     hotspot: int
     # Definition 16: the lines at the default head git blame gives, under the path; the 5
-    # people they most belong to; the fewest people holding more than half of them.
-    surviving_lines: int = 0
+    # people they most belong to; the fewest people holding more than half of them. Null
+    # (and no owners) until provenance is known.
+    surviving_lines: int | None = None
     top_owners: list[PathOwner] = []
-    bus_factor_lines: int = 0
+    bus_factor_lines: int | None = None
 
 
 class PathsDirectory(Document):

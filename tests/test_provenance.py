@@ -3,9 +3,13 @@ author, as `git blame --line-porcelain` at the head counts them with the mailmap
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
+import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pygit2
@@ -17,6 +21,8 @@ from contract.paths import raw_path
 from contract.storage.local import LocalStorage
 from tests.support.documents import read_documents
 from tests.support.gitrepos import GitRepo
+from tests.support.jobs import write_every_phase
+from worker.engine import pipeline
 from worker.engine.aggregate import People
 from worker.engine.mailmap import Mailmap
 from worker.engine.paths import ROOT, TOP_CONTRIBUTORS, ancestors, bus_factor, leaders_of
@@ -421,3 +427,58 @@ def test_a_push_carries_blame_forward_and_blames_whole_only_what_it_must(
     first = git_repo.head("main~3")
     git_repo.reset_branch("main", first)
     assert push() == len(text(first))
+
+
+async def test_a_long_backfill_publishes_the_other_figures_before_provenance(
+    git_repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every file is to be blamed whole over a long history, the documents are published
+    first with provenance null, the status then shows the provenance phase with its progress over
+    the files, and the documents are published again with it."""
+    history(git_repo)
+    monkeypatch.setattr(pipeline, "PUBLISH_FIRST_WORK", 1)
+    monkeypatch.setattr(pipeline, "STATUS_INTERVAL_S", 0.01)
+    write_every_phase(monkeypatch)
+    progress = threading.Event()
+    total = len(text_files(git_repo))
+
+    class Watched(LocalStorage):
+        async def put(self, key: str, data: bytes, content_type: str = "application/json") -> str:
+            written = await super().put(key, data, content_type)
+            if key == layout.codebase_document(1, "status"):
+                status = json.loads(data)
+                if status["phase"] == "provenance" and status["progress"] == {
+                    "done": total,
+                    "total": total,
+                }:
+                    progress.set()
+            return written
+
+    storage = Watched(tmp_path / "storage")
+    names = ["overview", "ownership"]
+    early: dict[str, dict[str, Any]] = {}
+    real = pipeline.update_provenance
+
+    def blamed(*args: Any, **kwargs: Any) -> Any:
+        early.update(asyncio.run(read_documents(LocalStorage(tmp_path / "storage"), 1, names)))
+        updated = real(*args, **kwargs)
+        assert progress.wait(30), "the status never showed provenance's progress"
+        return updated
+
+    monkeypatch.setattr(pipeline, "update_provenance", blamed)
+    await analyze_codebase(
+        str(git_repo.path), storage, 1, tmp_path / "work", email_mode=EmailMode.PLAIN
+    )
+    final = await read_documents(storage, 1, names)
+    assert early["overview"]["code_age"] is None and final["overview"]["code_age"]
+    for document in early, final:
+        document["overview"].pop("generated_at")
+        document["ownership"].pop("generated_at")
+    assert {**early["overview"], "code_age": None} == {**final["overview"], "code_age": None}
+    people = early["ownership"]["contributors"]
+    assert people and all(p["surviving_lines"] is None is p["share_of_lines"] for p in people)
+    assert sum(p["surviving_lines"] for p in final["ownership"]["contributors"]) == sum(
+        sum(blamed_by_git(git_repo, path).values()) for path in text_files(git_repo)
+    )
+    blank = {"surviving_lines": None, "share_of_lines": None}
+    assert [{**p, **blank} for p in final["ownership"]["contributors"]] == people

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -70,9 +70,10 @@ class CodebaseFacts:
     snapshot: SnapshotSummary
     branches: list[Branch]  # those described (MAX_DESCRIBED_BRANCHES at most)
     total_branches: int
-    # Line provenance: each person's surviving lines by key, and the lines by age bucket.
-    surviving: dict[str, int] = field(default_factory=dict)
-    code_age: list[tuple[str, int]] = field(default_factory=list)
+    # Line provenance: each person's surviving lines by key, and the lines by age bucket; None
+    # when it is not known yet.
+    surviving: dict[str, int] | None = None
+    code_age: list[tuple[str, int]] | None = None
 
 
 def _share(part: int, whole: int) -> float:
@@ -116,7 +117,9 @@ def build_documents(
         last_commit_at=totals.last_commit_at,
         authored=AuthoredTotals(**agg.authored),
         excluded=Excluded.model_validate(agg.excluded),
-        code_age=[CodeAge(bucket=bucket, lines=lines) for bucket, lines in facts.code_age],
+        code_age=None
+        if facts.code_age is None
+        else [CodeAge(bucket=bucket, lines=lines) for bucket, lines in facts.code_age],
         generated_at=now,
     )
     branches = Branches(
@@ -144,7 +147,8 @@ def build_documents(
         ),
     )
     contributors = []
-    surviving = sum(facts.surviving.values())
+    known = facts.surviving
+    surviving = sum(known.values()) if known is not None else 0
     for row in agg.contributors:
         email, digest = email_fields(row["email"], email_mode)
         person_churn = row["additions_lines"] + row["deletions_lines"]
@@ -168,8 +172,10 @@ def build_documents(
                 share_of_churn=_share(person_churn, churn),
                 first_commit_at=datetime.fromtimestamp(row["first_commit_time"], UTC),
                 last_commit_at=datetime.fromtimestamp(row["last_commit_time"], UTC),
-                surviving_lines=facts.surviving.get(row["key"], 0),
-                share_of_lines=_share(facts.surviving.get(row["key"], 0), surviving),
+                surviving_lines=None if known is None else known.get(row["key"], 0),
+                share_of_lines=None
+                if known is None
+                else _share(known.get(row["key"], 0), surviving),
             )
         )
     ownership = Ownership(
@@ -390,18 +396,20 @@ def export_paths(
     figures = figures.append_column(
         "class", classes_of(classes, figures.column("path")).cast(pa.int64())
     )
-    surviving, owner_top, owner_bus = owners or _NO_OWNERS
+    surviving, owner_top, owner_bus = _NO_OWNERS if owners is None else owners
     for joined in (
         _leaders_text(*leaders, people, "leaders"),
         _leaders_text(owner_top, owner_bus, people, "owners"),
         surviving,
     ):
         figures = figures.join(joined, "path", join_type="left outer", use_threads=False)
-    figures = figures.set_column(
-        figures.column_names.index("surviving_lines"),
-        "surviving_lines",
-        pc.fill_null(figures.column("surviving_lines"), 0),
-    ).sort_by("path")
+    if owners is not None:
+        figures = figures.set_column(
+            figures.column_names.index("surviving_lines"),
+            "surviving_lines",
+            pc.fill_null(figures.column("surviving_lines"), 0),
+        )
+    figures = figures.sort_by("path")
     texts = pc.binary_join_element_wise(
         *(pc.cast(figures.column(name), pa.string()) for name in _FINGERPRINTED),
         figures.column("leaders"),
@@ -463,7 +471,7 @@ def export_paths(
     for row in rows.to_pylist():
         path = row["path"]
         bus = ranked.get(path, ([], 0))[1]
-        top_owners, bus_lines = ranked_owners.get(path, ([], 0))
+        top_owners, bus_lines = ranked_owners.get(path, ([], None if owners is None else 0))
         is_directory = row["is_dir"] or path == ROOT
         built[path] = PathEntry.model_validate(
             {
