@@ -353,6 +353,11 @@ class TeamFigures(BaseModel):
     contributors: int
     bus_factor: int
     top_contributors: list[PathPerson]
+    # Definition 16 over the files: the lines at the default head git blame gives, their 5
+    # main owners, the fewest people holding more than half of them; null until known.
+    surviving_lines: int | None = None
+    top_owners: list[PathOwner] = []
+    bus_factor_lines: int | None = None
 
 
 class Team(TeamFigures):

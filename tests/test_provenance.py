@@ -482,3 +482,36 @@ async def test_a_long_backfill_publishes_the_other_figures_before_provenance(
     )
     blank = {"surviving_lines": None, "share_of_lines": None}
     assert [{**p, **blank} for p in final["ownership"]["contributors"]] == people
+
+
+async def test_each_teams_surviving_lines_are_git_blames_over_its_files(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """teams: each CODEOWNERS owner's files (and those nobody owns) have the lines git blame
+    gives at the head, their top owners by those lines and the bus factor over them."""
+    history(git_repo)
+    git_repo.commit({"CODEOWNERS": "/src/ @org/src\n*.md @org/docs\n"}, author=BOB)
+    storage = LocalStorage(tmp_path / "storage")
+    await analyze_codebase(
+        str(git_repo.path), storage, 1, tmp_path / "work", email_mode=EmailMode.PLAIN
+    )
+    document = (await read_documents(storage, 1, ["teams"]))["teams"]
+
+    def team_of(path: bytes) -> str | None:
+        if path.startswith(b"src/"):
+            return "@org/src"
+        return "@org/docs" if path.endswith(b".md") else None
+
+    expected: dict[str | None, Counter[str]] = {}
+    for path in text_files(git_repo):
+        expected.setdefault(team_of(path), Counter()).update(blamed_by_git(git_repo, path))
+    assert set(expected) == {"@org/src", "@org/docs", None}
+    listed = {team["owner"]: team for team in document["teams"]} | {None: document["unowned"]}
+    for owner, counts in expected.items():
+        order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        team = listed[owner]
+        assert team["surviving_lines"] == sum(counts.values()), owner
+        assert [(o["email_sha256"], o["surviving_lines"]) for o in team["top_owners"]] == [
+            (email_fields(email, EmailMode.PLAIN)[1], n) for email, n in order[:TOP_CONTRIBUTORS]
+        ], owner
+        assert team["bus_factor_lines"] == bus_factor([n for _, n in order]), owner

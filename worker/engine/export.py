@@ -588,15 +588,28 @@ def teams_document(
     rules: Codeowners | None,
     people: list[tuple[str, str | None]],
     now: datetime,
+    surviving: dict[str, tuple[int, list[tuple[int, int]], int]] | None = None,
 ) -> Teams:
     """The teams document: `rows` teams.team_figures', `leaders` paths.leaders' per owner key,
-    `found` the CODEOWNERS file used and `rules` what it says, `people` shown_people's."""
+    `found` the CODEOWNERS file used and `rules` what it says, `people` shown_people's;
+    `surviving` provenance.surviving_by_team's (None: not known)."""
     owners = shown_owners(rules)
 
     def figures(row: TeamRow) -> dict[str, object]:
         top, bus = leaders.get(row.owner, ([], 0))
         counts = {name: value for name, value in asdict(row).items() if name != "owner"}
-        return counts | {"bus_factor": bus, "top_contributors": _people_of(top, people)}
+        counts |= {"bus_factor": bus, "top_contributors": _people_of(top, people)}
+        if surviving is not None:
+            lines, owning, bus_lines = surviving.get(row.owner, (0, [], 0))
+            counts |= {
+                "surviving_lines": lines,
+                "top_owners": [
+                    PathOwner(name=people[kid][0], email_sha256=people[kid][1], surviving_lines=n)
+                    for kid, n in owning
+                ],
+                "bus_factor_lines": bus_lines,
+            }
+        return counts
 
     by_owner = {row.owner: row for row in rows}
     unowned = by_owner.pop(UNOWNED, TeamRow(UNOWNED, 0, 0, 0, 0, 0, 0))

@@ -92,6 +92,7 @@ from worker.engine.provenance import (
     regular_files,
     surviving_by_path,
     surviving_by_person,
+    surviving_by_team,
     update_provenance,
 )
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
@@ -1090,11 +1091,12 @@ def _export_paths(
     shown = {row["key"]: (row["name"], row["email"]) for row in aggregates.contributors}
     names = shown_people([shown.get(key, (key, key)) for key in people.keys], run.email_mode)
     last = None if run.tidy or not state.entries.num_rows else state.entries
-    owners = None
+    owners, by_team = None, None
     if run.provenance is not None:
         rows = run.provenance
         owned_by = people.kids(rows.column("author_name"), rows.column("author_email"))
         owners = surviving_by_path(rows, owned_by, people.keys)
+        by_team = surviving_by_team(rows, owned_by, state.owners, people.keys)
     paths = export_paths(run.codebase_id, figures, ranked, rules.classes, names, now, last, owners)
     run.hotspots = top_hotspots(figures)
     rows = teams.team_figures(state.owners, lines, figures, cells, kids, run.team_commits)
@@ -1107,6 +1109,7 @@ def _export_paths(
         run.codeowners_rules,
         names,
         now,
+        by_team,
     )
     return paths, document
 

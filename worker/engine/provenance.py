@@ -42,7 +42,8 @@ import pygit2
 
 from worker.engine.extract import clamp_time, identity_text
 from worker.engine.gitlog import git_env, missing_object, unquote
-from worker.engine.paths import coded_ancestry, ranked_leaders
+from worker.engine.paths import coded_ancestry, leaders_of, ranked_leaders
+from worker.engine.teams import team_churn
 
 # Per run of lines of a file at the head that one commit holds (`start` is 1-based): the
 # commit's author as extraction reads it (before the mailmap).
@@ -273,20 +274,42 @@ def surviving_by_person(rows: pa.Table, kids: pa.Array) -> dict[int, int]:
     )
 
 
+def lines_by_file(rows: pa.Table, kids: pa.Array) -> pa.Table:
+    """(path, kid, churn): each file's lines per person (kid), churn being their lines, as
+    paths.ranked_leaders and teams.team_churn take them."""
+    grouped = (
+        pa.table({"path": rows.column("path"), "kid": kids, "lines": rows.column("lines")})
+        .group_by(["path", "kid"], use_threads=False)
+        .aggregate([("lines", "sum")])
+    )
+    return pa.table(
+        {
+            "path": grouped.column("path"),
+            "kid": grouped.column("kid"),
+            "churn": grouped.column("lines_sum"),
+        }
+    )
+
+
 def surviving_by_path(
     rows: pa.Table, kids: pa.Array, keys: list[str]
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Per path (each file at the head, its directories, the root ""): its surviving lines
     (path, surviving_lines); its top owners by lines (paths.ranked_leaders' tables: kid,
     churn being their lines, rank) and its bus factor over lines."""
-    files = pc.unique(rows.column("path")).to_pylist() if rows.num_rows else []
+    per_file = lines_by_file(rows, kids)
+    files = per_file.column("path").unique().to_pylist() if per_file.num_rows else []
     chains, names = coded_ancestry(files)
-    index = pc.index_in(rows.column("path"), value_set=pa.array(files, pa.binary()))
-    per_file = pa.table(
-        {"file": index.cast(pa.int32()), "kid": kids, "lines": rows.column("lines")}
+    index = pc.index_in(per_file.column("path"), value_set=pa.array(files, pa.binary()))
+    coded = pa.table(
+        {
+            "file": index.cast(pa.int32()),
+            "kid": per_file.column("kid"),
+            "lines": per_file.column("churn"),
+        }
     )
     grouped = (
-        per_file.join(chains.select(["file", "at"]), "file", use_threads=False)
+        coded.join(chains.select(["file", "at"]), "file", use_threads=False)
         .group_by(["at", "kid"], use_threads=False)
         .aggregate([("lines", "sum")])
     )
@@ -294,12 +317,34 @@ def surviving_by_path(
     owned = pa.table(
         {"path": paths, "kid": grouped.column("kid"), "churn": grouped.column("lines_sum")}
     )
+    return (_surviving(owned), *ranked_leaders(_owning(owned), keys))
+
+
+def surviving_by_team(
+    rows: pa.Table, kids: pa.Array, owners: pa.Table, keys: list[str]
+) -> dict[str, tuple[int, list[tuple[int, int]], int]]:
+    """Per owner key of `owners` (teams' (path, owner) rows): the surviving lines of its files,
+    its top owners by lines as (kid, lines) and its bus factor over lines."""
+    owned = team_churn(owners, lines_by_file(rows, kids))
+    surviving = _surviving(owned)
+    ranked = leaders_of(*ranked_leaders(_owning(owned), keys))
+    return {
+        path.decode(): (lines, *ranked.get(path, ([], 0)))
+        for path, lines in zip(
+            surviving.column("path").to_pylist(),
+            surviving.column("surviving_lines").to_pylist(),
+            strict=True,
+        )
+    }
+
+
+def _surviving(owned: pa.Table) -> pa.Table:
     totals = owned.group_by("path", use_threads=False).aggregate([("churn", "sum")])
-    surviving = pa.table(
-        {"path": totals.column("path"), "surviving_lines": totals.column("churn_sum")}
-    )
-    owners = owned.filter(pc.greater(owned.column("churn"), 0))
-    return (surviving, *ranked_leaders(owners, keys))
+    return pa.table({"path": totals.column("path"), "surviving_lines": totals.column("churn_sum")})
+
+
+def _owning(owned: pa.Table) -> pa.Table:
+    return owned.filter(pc.greater(owned.column("churn"), 0))
 
 
 def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> set[bytes] | None:
