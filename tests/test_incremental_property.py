@@ -39,6 +39,7 @@ from tests.support.gitrepos import GitError, GitRepo
 from worker.engine.paths import PATH_TABLES
 from worker.engine.pipeline import RunResult, analyze_codebase, state_cache_dir
 from worker.engine.provenance import PROVENANCE_SCHEMA
+from worker.engine.provenance_state import ProvenanceState
 from worker.engine.sha_index import ShaIndex
 from worker.engine.store import paths_tables
 from worker.engine.tally import compact, read_cells
@@ -245,11 +246,20 @@ async def _sync_and_read(
             documents[f"path_{name}"] = {"rows": rows}
         documents["path_window"] = {"window": state["paths_window"]}
         # Line provenance at the default head: git blame's, however it was reached.
+        # The base table and the journal's after it, applied in order.
         provenance = {"head": state["provenance_head"], "rows": []}
         if state["provenance_key"]:
-            stored_rows = await storage.get(state["provenance_key"])
-            assert stored_rows is not None
-            provenance["rows"] = read_cells(stored_rows.data, PROVENANCE_SCHEMA).to_pylist()
+            replayed = None
+            for key in [state["provenance_key"], *state["provenance_journal"]]:
+                stored_rows = await storage.get(key)
+                assert stored_rows is not None
+                table = read_cells(stored_rows.data, PROVENANCE_SCHEMA)
+                if replayed is None:
+                    replayed = ProvenanceState.from_table(state["provenance_head"], table)
+                else:
+                    replayed.replace_from(table)
+            assert replayed is not None
+            provenance["rows"] = replayed.table().to_pylist()
         documents["provenance"] = provenance
         documents["path_teams"] = {k: state[k] for k in ("team_commits", "codeowners")}
         # And every directory's paths document, as published, whichever run wrote it.

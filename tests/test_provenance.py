@@ -8,6 +8,7 @@ import json
 import subprocess
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,16 @@ from worker.engine.pipeline import analyze_codebase
 from worker.engine.provenance import (
     CODE_AGE,
     DAY,
+    PROVENANCE_SCHEMA,
     BlameError,
+    Updated,
     blame_files,
-    code_age,
     reblamed,
     regular_files,
-    surviving_by_path,
-    surviving_by_person,
     update_provenance,
     write_commit_graph,
 )
+from worker.engine.provenance_state import ProvenanceState
 
 ADA, BOB, CY = ("Ada", "ada@example.com"), ("Bob", "bob@example.com"), ("Cy", "cy@old.example")
 LINES = [f"line {n}\n" for n in range(40)]
@@ -125,33 +126,53 @@ def test_a_path_not_at_the_head_is_a_clear_error(git_repo: GitRepo) -> None:
         blame_files(git_repo.path, git_repo.head(), [b"gone.py"])
 
 
+def counted(
+    state: ProvenanceState, people: People, owner: Callable[[bytes], str | None] = lambda _: None
+) -> None:
+    """Bring `state`'s counts up to date: keys from `people`, each file's owner by `owner`."""
+    state.count(
+        lambda name, email: people.keys[people.resolve(name, email)[2]],
+        "owners",
+        lambda paths: {path: (found,) for path in paths if (found := owner(path)) is not None},
+    )
+
+
 def test_each_path_and_person_survives_by_git_blames_lines(git_repo: GitRepo) -> None:
-    """Per person and per path (files, their directories, the root): the lines git blame gives
-    them, summed; each path's top owners (most lines first, ties by key) and its bus factor
-    over lines."""
+    """Per person and per path (files, their directories, the root) and per owner: the lines
+    git blame gives them, summed; each one's top owners (most lines first, ties by key) and its
+    bus factor over lines."""
     history(git_repo)
     paths = text_files(git_repo)
-    rows = blame_files(git_repo.path, git_repo.head(), paths)
+    state = ProvenanceState.from_table(
+        git_repo.head(), blame_files(git_repo.path, git_repo.head(), paths)
+    )
     people = People(Mailmap.from_buffer((git_repo.path / ".mailmap").read_bytes()), ())
-    kids = people.kids(rows.column("author_name"), rows.column("author_email"))
+    owners = {path: "@src" for path in paths if path.startswith(b"src/")}
+    counted(state, people, owners.get)
     expected: dict[bytes, Counter[str]] = {}
+    teams: dict[str, Counter[str]] = {}
     for path in paths:
         for at in [path, *ancestors(path)]:
             expected.setdefault(at, Counter()).update(blamed_by_git(git_repo, path))
+        if path in owners:
+            teams.setdefault(owners[path], Counter()).update(blamed_by_git(git_repo, path))
     assert set(expected[ROOT]) == {"ada@example.com", "bob@example.com", "cy@new.example"}
 
-    by_person = surviving_by_person(rows, kids)
-    assert {people.keys[kid]: n for kid, n in by_person.items()} == dict(expected[ROOT])
-    surviving, top, bus = surviving_by_path(rows, kids, people.keys)
+    assert state.by_person() == dict(expected[ROOT])
+    surviving, top, bus = state.path_tables(people.keys)
     assert dict(zip(*surviving.to_pydict().values(), strict=True)) == {
         path: sum(counts.values()) for path, counts in expected.items()
     }
-    ranked = leaders_of(top, bus)
-    for path, counts in expected.items():
+    leaders = leaders_of(top, bus)
+    by_team = state.owner_tables(people.keys)
+    assert set(by_team) == {"@src"}
+    found = [(counts, leaders[path]) for path, counts in expected.items()]
+    found += [(counts, by_team[team][1:]) for team, counts in teams.items()]
+    for counts, (owned, factor) in found:
         order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-        owners, factor = ranked[path]
-        assert [(people.keys[kid], n) for kid, n in owners] == order[:TOP_CONTRIBUTORS]
+        assert [(people.keys[kid], n) for kid, n in owned] == order[:TOP_CONTRIBUTORS]
         assert factor == bus_factor([n for _, n in order])
+    assert by_team["@src"][0] == sum(teams["@src"].values())
 
 
 def test_code_age_buckets_lines_by_their_commits_age() -> None:
@@ -169,17 +190,29 @@ def test_code_age_buckets_lines_by_their_commits_age() -> None:
         730 * DAY,
         900 * DAY,
     ]
+    lines = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     rows = pa.table(
-        {"lines": [1, 2, 4, 8, 16, 32, 64, 128, 256], "author_time": [head - a for a in ages]}
+        {
+            "path": [f"f{n % 2}".encode() for n in range(len(ages))],
+            "start": [n // 2 * 1000 + 1 for n in range(len(ages))],
+            "lines": lines,
+            "sha": [f"{n:040x}" for n in range(len(ages))],
+            "author_name": ["A"] * len(ages),
+            "author_email": ["a@example.com"] * len(ages),
+            "author_time": [head - a for a in ages],
+        },
+        schema=PROVENANCE_SCHEMA,
     )
-    assert code_age(rows, head) == [
+    state = ProvenanceState.from_table("head", rows)
+    counted(state, People(Mailmap.from_buffer(b""), ()))
+    assert state.code_age(head) == [
         ("<1m", 1 + 2 + 4),
         ("1-6m", 8),
         ("6-12m", 16 + 32),
         ("1-2y", 64),
         (">2y", 128 + 256),
     ]
-    assert [bucket for bucket, _ in CODE_AGE] == [bucket for bucket, _ in code_age(rows, head)]
+    assert [bucket for bucket, _ in CODE_AGE] == [bucket for bucket, _ in state.code_age(head)]
 
 
 def blames(repo: GitRepo, head: str) -> dict[bytes, dict[str, int]]:
@@ -230,11 +263,29 @@ def test_a_push_reblames_the_files_its_first_parent_chain_changes(git_repo: GitR
     assert reblamed(repo, "0" * 40, moved) is None  # force-pushed away and gone
 
 
+def advanced(
+    repo: GitRepo, head: str, text: set[bytes], state: ProvenanceState | None, **options: Any
+) -> tuple[ProvenanceState, Updated]:
+    """`state` (None: none yet) moved to `head` by update_provenance, and what it did."""
+    updated = update_provenance(
+        repo.path,
+        head,
+        text,
+        None if state is None else state.runs,
+        None if state is None else state.head,
+        **options,
+    )
+    state = state or ProvenanceState(head, {}, {})
+    state.update(head, updated.changed, updated.gone, updated.authors)
+    assert state.table().to_pylist() == blame_files(repo.path, head, text).to_pylist()
+    return state, updated
+
+
 def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
     git_repo: GitRepo,
 ) -> None:
-    """A push blames the files it changed and those new at the head, keeps the others' rows and
-    drops the rows of files gone; a force-push blames everything. Each time the rows are what
+    """A push blames the files it changed and those new at the head, keeps the others' runs and
+    drops the runs of files gone; a force-push blames everything. Each time the runs are what
     blaming every text file at the head gives. Symlinks and binary files are not blamed."""
     repo = pygit2.Repository(str(git_repo.path))
     history(git_repo)
@@ -246,9 +297,8 @@ def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
 
     first = git_repo.head()
     assert b"link.py" not in text(first) and b"src/b.py" in text(first)
-    rows, blamed, _ = update_provenance(git_repo.path, first, text(first), None, None)
-    assert blamed == len(text(first))
-    assert rows.equals(blame_files(git_repo.path, first, text(first)))
+    state, updated = advanced(git_repo, first, text(first), None)
+    assert updated.blamed == len(text(first)) and not updated.gone
 
     git_repo.commit(
         {"src/b.py": "b = 3\n", "new.md": "new\n", "docs/n\xe9.md".encode("latin-1"): None},
@@ -256,16 +306,15 @@ def test_updated_provenance_is_a_fresh_blame_having_blamed_only_what_changed(
     )
     second = git_repo.head()
     reports: list[tuple[int, int]] = []
-    rows, blamed, _ = update_provenance(
-        git_repo.path, second, text(second), rows, first, report=lambda *r: reports.append(r)
+    state, updated = advanced(
+        git_repo, second, text(second), state, report=lambda *r: reports.append(r)
     )
-    assert blamed == 2 and reports[-1] == (2, 2)  # src/b.py changed, new.md new
-    assert rows.equals(blame_files(git_repo.path, second, text(second)))
+    assert updated.blamed == 2 and reports[-1] == (2, 2)  # src/b.py changed, new.md new
+    assert updated.gone == {"docs/n\xe9.md".encode("latin-1")}
 
     git_repo.reset_branch("main", first)  # force-pushed back
-    rows, blamed, _ = update_provenance(git_repo.path, first, text(first), rows, second)
-    assert blamed == len(text(first))
-    assert rows.equals(blame_files(git_repo.path, first, text(first)))
+    state, updated = advanced(git_repo, first, text(first), state)
+    assert updated.blamed == len(text(first)) and updated.whole == updated.blamed
 
 
 async def test_ownership_and_code_age_are_git_blames(git_repo: GitRepo, tmp_path: Path) -> None:
@@ -348,7 +397,11 @@ def test_a_push_carries_blame_forward_and_blames_whole_only_what_it_must(
         },
         author=ADA,
     )
-    state = {"head": git_repo.head(), "rows": None}
+    people = People(Mailmap.from_buffer(b""), ())
+    pushed: list[ProvenanceState | None] = [None]
+
+    def team(path: bytes) -> str | None:
+        return None if path.startswith(b"pkg/") else f"@{path[:1].decode()}"
 
     def text(head: str) -> set[bytes]:
         tree = repo.revparse_single(head).peel(pygit2.Tree)
@@ -358,14 +411,19 @@ def test_a_push_carries_blame_forward_and_blames_whole_only_what_it_must(
         }
 
     def push() -> int:
-        """Update from the last pushed head to main's; the files blamed whole."""
+        """Update from the last pushed head to main's; the files blamed whole. The counts
+        brought up to date are those of counting every run afresh."""
         head = git_repo.head("main")
-        rows, _, whole = update_provenance(
-            git_repo.path, head, text(head), state["rows"], state["head"]
-        )
-        assert rows.to_pylist() == blame_files(git_repo.path, head, text(head)).to_pylist()
-        state["head"], state["rows"] = head, rows
-        return whole
+        state, updated = advanced(git_repo, head, text(head), pushed[0])
+        counted(state, people, team)
+        fresh = ProvenanceState.from_table(head, state.table())
+        counted(fresh, people, team)
+        assert state.by_person() == fresh.by_person()
+        assert state.code_age(2_000_000_000) == fresh.code_age(2_000_000_000)
+        assert state.path_ranked == fresh.path_ranked
+        assert state.owner_ranked == fresh.owner_ranked
+        pushed[0] = state
+        return updated.whole
 
     assert push() == len(text(git_repo.head()))  # the backfill: everything blamed whole
 

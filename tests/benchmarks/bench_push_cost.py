@@ -10,7 +10,8 @@ then:
   1. `gitstats analyze REPO` into a fresh storage and work dir: the full backfill;
   2. K times (after one more, unreported, to warm the process up): one new commit changing
      one file (git CLI), then the engine again on the same storage and work dir, in one
-     long-lived process (tests/benchmarks/push_worker.py), as the service's worker runs it;
+     long-lived process (tests/benchmarks/push_worker.py), as the service's worker runs it
+     (line provenance included: the changed file is blamed over the new commit only, checked);
   3. K more times the same, each in a new `gitstats analyze` process: for reference.
 
 The sizes take turns in steps 2 and 3 (one update of each, K rounds), so that a slow spell of
@@ -22,7 +23,8 @@ measured in the same run. The targets (issue 8) are on the long-lived process's 
 most 1.5x the smallest size's, and at most 300 ms, at 400,000 commits. A new process per update
 also pays the libraries' first use (allocations touched for the first time, kernels set up),
 which grows with the size of the state it reads; its median is shown beside.
-Each update must add exactly one commit and remove none (checked: correctness, not timing).
+Each update must add exactly one commit and remove none, and blame the one file it changed over
+that commit alone (checked: correctness, not timing).
 """
 
 from __future__ import annotations
@@ -87,6 +89,16 @@ def _check(added: int, removed: int, n: int) -> None:
         )
 
 
+def _check_blamed(blamed: int, whole: int, n: int) -> None:
+    # The push changes one file: provenance blames that file over the new commit and carries
+    # the rest of its lines from the stored rows (worker/engine/provenance.py), no history walk.
+    if blamed != 1 or whole != 0:
+        raise SystemExit(
+            f"update {n}: provenance blamed {blamed} files, {whole} of them whole; "
+            "expected the changed file only, over the new commit"
+        )
+
+
 # A size's folders, each named with its size.
 KINDS = ("repo", "storage", "work")
 
@@ -134,6 +146,7 @@ class _Subject:
         if answer is None:
             raise SystemExit(f"update {n}: the engine process ended (exit {self.worker.wait()})")
         _check(answer["commits_added"], answer["commits_removed"], n)
+        _check_blamed(answer["files_blamed"], answer["files_blamed_whole"], n)
         self.updates.append(Update(answer["duration_ms"] / 1000, answer["phases"]))
 
     def update_in_new_process(self, interval: float) -> None:

@@ -3,10 +3,10 @@
     python -m tests.benchmarks.push_worker SOURCE STORAGE WORK_DIR
 
 Each line read from stdin runs the engine once on SOURCE (codebase 1, a local storage folder)
-and answers one line of JSON: the run's duration_ms, commits added and removed, and seconds per
-phase. End of input ends it. The engine keeps nothing in memory from one run to the next; what
-a long-lived process saves over one started per push is the interpreter, the imports and the
-libraries' first use, which the worker pays once.
+and answers one line of JSON: the run's duration_ms, commits added and removed, files blamed (and
+of those, blamed whole) and seconds per phase. End of input ends it. Like the service's worker,
+the process keeps the state tables it last read or wrote in memory from one run to the next,
+and pays the interpreter, the imports and the libraries' first use once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ async def serve(source: str, storage: Path, work: Path) -> None:
             "duration_ms": result.duration_ms,
             "commits_added": result.commits_added,
             "commits_removed": result.commits_removed,
+            "files_blamed": result.files_blamed,
+            "files_blamed_whole": result.files_blamed_whole,
             "phases": {phase.value: seconds for phase, seconds in result.phase_seconds.items()},
         }
         print(json.dumps(answer), flush=True)

@@ -84,17 +84,8 @@ from worker.engine.fetch import (
     resolve_source,
 )
 from worker.engine.mailmap import Mailmap
-from worker.engine.provenance import (
-    PROVENANCE_SCHEMA,
-    Updated,
-    code_age,
-    reblamed,
-    regular_files,
-    surviving_by_path,
-    surviving_by_person,
-    surviving_by_team,
-    update_provenance,
-)
+from worker.engine.provenance import Updated, reblamed, regular_files, update_provenance
+from worker.engine.provenance_state import ProvenanceState
 from worker.engine.refs_delta import RefsDelta, compute_refs_delta
 from worker.engine.store import (
     TALLY_JOURNAL_LIMIT,
@@ -116,6 +107,9 @@ STATUS_INTERVAL_S = 2.0
 # the other documents first when its text files times its commits reach this: blame's work
 # grows with both (git/git: 4,800 files, 82,000 commits, 6 minutes on 2 cores).
 PUBLISH_FIRST_WORK = 1_000_000
+# A push stores the runs of the files it changed as one more table of the journal; once the
+# journal has this many, the base is written again with them.
+PROVENANCE_JOURNAL_LIMIT = 32
 # How long after a phase begins the status document says so at the latest.
 STATUS_LATENCY_S = 0.25
 # An extraction of at least twice this many commits checkpoints its progress, in about
@@ -148,6 +142,10 @@ class RunResult:
     hotspots: list[Hotspot] = field(default_factory=list)
     # Seconds spent in each phase, in run order.
     phase_seconds: dict[Phase, float] = field(default_factory=dict)
+    # Provenance: the files git blame ran on (over the new commits, or their whole history),
+    # and of those, the files blamed whole.
+    files_blamed: int = 0
+    files_blamed_whole: int = 0
 
 
 @dataclass
@@ -413,10 +411,13 @@ class _Run:
     paths: path_state.PathState | None = None
     paths_key: str | None = None
     paths_export: PathsExport | None = None
-    # Line provenance at the default head (worker/engine/provenance.py), its object, its head.
-    provenance: pa.Table | None = None
+    # Line provenance at the default head (worker/engine/provenance_state.py; None: not known)
+    # and what the manifest is to name of it: its base table, journal and head.
+    provenance: ProvenanceState | None = None
     provenance_key: str | None = None
+    provenance_journal: list[str] = field(default_factory=list)
     provenance_head: str | None = None
+    blamed: tuple[int, int] = (0, 0)  # files blamed, of which whole (RunResult's)
     # contributor_activity's weeks objects by name (export.build_documents).
     weeks: dict[str, bytes] = field(default_factory=dict)
     hotspots: list[Hotspot] = field(default_factory=list)
@@ -448,7 +449,8 @@ class _Run:
         """Close the phase in progress: its time goes into `phase_seconds`."""
         if self._phase is not None:
             phase, since = self._phase
-            self.phase_seconds[phase] = time.monotonic() - since
+            spent = time.monotonic() - since  # a phase entered twice counts both times
+            self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + spent
             self._phase = None
 
     async def check_lease(self) -> None:
@@ -494,6 +496,7 @@ async def _run_phases(run: _Run) -> RunResult:
         # Every file blamed whole takes long: the other figures are published first (those of
         # provenance null), the last rows staying named until the new ones replace them.
         run.provenance_key = run.manifest.provenance_key
+        run.provenance_journal = run.manifest.provenance_journal
         run.provenance_head = run.manifest.provenance_head
         documents = await export(run, source, aggregates, table, branch_facts, now)
         await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
@@ -506,6 +509,8 @@ async def _run_phases(run: _Run) -> RunResult:
         documents = await export(run, source, aggregates, table, branch_facts, now)
         await _commit(run, source, parts, obsolete, snapshot_key, divergence, delta)
     written = list(dict.fromkeys([*written, *await _publish(run, documents)]))
+    if run.provenance is not None:
+        run.state.remember_provenance(run.manifest, run.provenance)
     run.leave()
     return RunResult(
         commits_added=len(delta.added),
@@ -518,6 +523,8 @@ async def _run_phases(run: _Run) -> RunResult:
         notices=_notices(aggregates, len(branch_facts), len(source.heads)),
         hotspots=run.hotspots,
         phase_seconds=run.phase_seconds,
+        files_blamed=run.blamed[0],
+        files_blamed_whole=run.blamed[1],
     )
 
 
@@ -941,11 +948,11 @@ async def branches(
 
 @dataclass
 class _Blame:
-    """What the provenance phase starts from: the text files at the default head, the rows the
-    manifest names (None: none) and whether every file is to be blamed whole."""
+    """What the provenance phase starts from: the text files at the default head, the line
+    provenance the manifest names (None: none) and whether every file is to be blamed whole."""
 
     text: set[bytes]
-    rows: pa.Table | None
+    state: ProvenanceState | None
     whole: bool
 
 
@@ -953,11 +960,11 @@ async def _blame_plan(run: _Run, source: _Source, table: pa.Table) -> _Blame:
     head = source.head
     if head is None:
         return _Blame(set(), None, whole=False)
-    rows = await run.state.load_provenance(run.manifest)
+    state = await run.state.load_provenance(run.manifest)
     binary = set(table.filter(table.column("binary")).column("path").to_pylist())
     text = await asyncio.to_thread(regular_files, source.repo, head) - binary
-    whole = rows is None or reblamed(source.repo, run.manifest.provenance_head, head) is None
-    return _Blame(text, rows, whole)
+    whole = state is None or reblamed(source.repo, state.head, head) is None
+    return _Blame(text, state, whole)
 
 
 def _publish_first(plan: _Blame, aggregates: Aggregates) -> bool:
@@ -968,12 +975,13 @@ def _publish_first(plan: _Blame, aggregates: Aggregates) -> bool:
 
 async def provenance(run: _Run, source: _Source, plan: _Blame) -> None:
     """Phase 8: the lines of each text file at the default head by the commit git blame names
-    for them (worker/engine/provenance.py): a push blames again only the files it changed."""
+    for them (worker/engine/provenance.py): a push blames again only the files it changed, and
+    stores what changed (worker/engine/provenance_state.py)."""
     await run.enter(Phase.PROVENANCE)
-    manifest, head = run.manifest, source.head
+    manifest, head, state = run.manifest, source.head, plan.state
     if head is None:
-        run.provenance = PROVENANCE_SCHEMA.empty_table()
-        run.provenance_key = run.provenance_head = None
+        run.provenance, run.provenance_key, run.provenance_journal = None, None, []
+        run.provenance_head = None
         return
     done, total = 0, 0
 
@@ -987,31 +995,53 @@ async def provenance(run: _Run, source: _Source, plan: _Blame) -> None:
             source.fetched.path,
             head,
             plan.text,
-            plan.rows,
-            manifest.provenance_head,
+            None if state is None else state.runs,
+            None if state is None else state.head,
             workers=run.workers or os.cpu_count() or 1,
             report=report,
         )
 
     updated = await _with_progress(run, update, lambda: Progress(done=done, total=total))
-    run.provenance, run.provenance_head = updated.rows, head
-    rows = plan.rows
-    if rows is not None and not updated.blamed and updated.rows.num_rows == rows.num_rows:
-        run.provenance_key = manifest.provenance_key  # the same rows
+    run.blamed = (updated.blamed, updated.whole)
+    journal = manifest.provenance_journal
+    if state is None or plan.whole or len(journal) >= PROVENANCE_JOURNAL_LIMIT:
+        state = state or ProvenanceState(head, {}, {})
+        state.update(head, updated.changed, updated.gone, updated.authors)
+        run.provenance_key = await run.state.save_provenance(state.table())
+        run.provenance_journal = []
     else:
-        run.provenance_key = await run.state.save_provenance(updated.rows)
+        touched = state.update(head, updated.changed, updated.gone, updated.authors)
+        run.provenance_key, run.provenance_journal = manifest.provenance_key, journal
+        if touched:
+            delta = await run.state.save_provenance(state.table(touched))
+            run.provenance_journal = [*journal, delta]
+    run.provenance, run.provenance_head = state, head
 
 
 async def _commit_provenance(run: _Run) -> None:
-    """After a run that published before provenance: the manifest names the new rows."""
+    """After a run that published before provenance: the manifest names the new line
+    provenance."""
     await run.check_lease()
     manifest = run.manifest
-    run.manifest = manifest.model_copy(
-        update={"provenance_key": run.provenance_key, "provenance_head": run.provenance_head}
-    )
+    run.manifest = manifest.model_copy(update=_provenance_names(run))
     await run.state.save_manifest(run.manifest)
-    if manifest.provenance_key and manifest.provenance_key != run.provenance_key:
-        await run.state.delete_provenance(manifest.provenance_key)
+    await _drop_provenance(run, manifest)
+
+
+def _provenance_names(run: _Run) -> dict[str, Any]:
+    return {
+        "provenance_key": run.provenance_key,
+        "provenance_journal": run.provenance_journal,
+        "provenance_head": run.provenance_head,
+    }
+
+
+async def _drop_provenance(run: _Run, replaced: Manifest) -> None:
+    """Delete the provenance tables `replaced` named and the manifest no longer does."""
+    named = {run.manifest.provenance_key, *run.manifest.provenance_journal}
+    for key in [replaced.provenance_key, *replaced.provenance_journal]:
+        if key and key not in named:
+            await run.state.delete_provenance(key)
 
 
 async def export(
@@ -1050,16 +1080,27 @@ async def export(
 
 
 def _surviving(run: _Run, aggregates: Aggregates, source: _Source) -> dict[str, Any]:
-    """CodebaseFacts' surviving lines by person and code age, from the provenance rows."""
-    rows, people, head_time = run.provenance, aggregates.people, _head_time(source)
-    if rows is None or people is None or head_time is None:
+    """CodebaseFacts' surviving lines by person and code age, from the line provenance (its
+    counts brought up to date first)."""
+    state, people, head_time = run.provenance, aggregates.people, _head_time(source)
+    if state is None or people is None or head_time is None or run.paths is None:
         return {}  # not known (yet)
-    kids = people.kids(rows.column("author_name"), rows.column("author_email"))
-    by_kid = surviving_by_person(rows, kids)
-    return {
-        "surviving": {people.keys[kid]: lines for kid, lines in by_kid.items()},
-        "code_age": code_age(rows, head_time),
-    }
+    owners = run.paths.owners
+
+    def key_of(name: str, email: str) -> str:
+        return people.keys[people.resolve(name, email)[2]]
+
+    def owners_of(paths: Iterable[bytes]) -> dict[bytes, tuple[str, ...]]:
+        wanted = owners.filter(
+            pc.is_in(owners.column("path"), value_set=pa.array(list(paths), pa.binary()))
+        )
+        found: dict[bytes, tuple[str, ...]] = {}
+        for path, owner in zip(*wanted.to_pydict().values(), strict=True):
+            found[path] = (*found.get(path, ()), owner)
+        return found
+
+    state.count(key_of, run.codeowners_digest or "", owners_of)
+    return {"surviving": state.by_person(), "code_age": state.code_age(head_time)}
 
 
 def _export_paths(
@@ -1092,11 +1133,9 @@ def _export_paths(
     names = shown_people([shown.get(key, (key, key)) for key in people.keys], run.email_mode)
     last = None if run.tidy or not state.entries.num_rows else state.entries
     owners, by_team = None, None
-    if run.provenance is not None:
-        rows = run.provenance
-        owned_by = people.kids(rows.column("author_name"), rows.column("author_email"))
-        owners = surviving_by_path(rows, owned_by, people.keys)
-        by_team = surviving_by_team(rows, owned_by, state.owners, people.keys)
+    if run.provenance is not None and run.provenance.keys is not None:
+        owners = run.provenance.path_tables(people.keys)
+        by_team = run.provenance.owner_tables(people.keys)
     paths = export_paths(run.codebase_id, figures, ranked, rules.classes, names, now, last, owners)
     run.hotspots = top_hotspots(figures)
     rows = teams.team_figures(state.owners, lines, figures, cells, kids, run.team_commits)
@@ -1142,8 +1181,7 @@ async def _commit(
             "paths_key": run.paths_key,
             "paths_window": run.paths.window if run.paths else None,
             "team_commits": run.team_commits,
-            "provenance_key": run.provenance_key,
-            "provenance_head": run.provenance_head,
+            **_provenance_names(run),
             "codeowners": run.codeowners_digest,
             "ignored_revisions": sorted(run.rules.ignored) if run.rules else [],
         }
@@ -1170,8 +1208,7 @@ async def _commit(
         await run.state.delete_classes(manifest.classes_key)
     if manifest.paths_key and manifest.paths_key != run.paths_key:
         await run.state.delete_paths(manifest.paths_key)
-    if manifest.provenance_key and manifest.provenance_key != run.provenance_key:
-        await run.state.delete_provenance(manifest.provenance_key)
+    await _drop_provenance(run, manifest)
     if run.tidy:
         garbage = await run.state.collect_garbage(run.manifest)
         if garbage:

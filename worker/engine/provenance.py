@@ -30,20 +30,17 @@ import bisect
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pygit2
 
 from worker.engine.extract import clamp_time, identity_text
 from worker.engine.gitlog import git_env, missing_object, unquote
-from worker.engine.paths import coded_ancestry, leaders_of, ranked_leaders
-from worker.engine.teams import team_churn
 
 # Per run of lines of a file at the head that one commit holds (`start` is 1-based): the
 # commit's author as extraction reads it (before the mailmap).
@@ -79,7 +76,8 @@ _BLAME = [
 ]
 
 T = TypeVar("T")
-Run = tuple[int, int, str]  # (start, lines, sha): lines start.. of a file that sha holds
+Run = tuple[int, int, str]  # (start, lines, sha): the lines start.. of a file that sha holds
+Author = tuple[str, str, int]  # name, email (before the mailmap), time: extraction's
 
 
 class BlameError(RuntimeError):
@@ -132,7 +130,7 @@ def blame_file(repo_dir: Path, head: str, path: bytes) -> list[Run]:
 
 
 def carried(
-    groups: Iterable[Group], old_head: str, newer: set[str], old_runs: dict[bytes, list[Run]]
+    groups: Iterable[Group], old_head: str, newer: set[str], old_runs: Mapping[bytes, list[Run]]
 ) -> list[Run] | None:
     """A file's runs at a new head from its blame over the commits since `old_head` (`newer`,
     blame_groups with since=old_head): the push's commits keep their lines, the lines left to
@@ -193,7 +191,7 @@ def _in_parallel(paths: Sequence[bytes], work: Callable[[bytes], T], workers: in
 
 def _table(repo: pygit2.Repository, runs: dict[bytes, list[Run]]) -> pa.Table:
     """PROVENANCE_SCHEMA's rows of each file's `runs`, by path then line."""
-    authors: dict[str, tuple[str, str, int]] = {}
+    authors: dict[str, Author] = {}
     rows: dict[str, list[object]] = {name: [] for name in PROVENANCE_SCHEMA.names}
     for path in sorted(runs):
         for start, lines, sha in runs[path]:
@@ -206,7 +204,7 @@ def _table(repo: pygit2.Repository, runs: dict[bytes, list[Run]]) -> pa.Table:
     return pa.table(rows, schema=PROVENANCE_SCHEMA)
 
 
-def _author(repo: pygit2.Repository, sha: str) -> tuple[str, str, int]:
+def _author(repo: pygit2.Repository, sha: str) -> Author:
     """A commit's author as extraction reads it (extract.py: its name and email as text, its
     time within the span documents show)."""
     commit = repo.get(sha)
@@ -245,106 +243,6 @@ CODE_AGE = (
     ("1-2y", 730 * DAY),
     (">2y", None),
 )
-
-
-def code_age(rows: pa.Table, head_time: int) -> list[tuple[str, int]]:
-    """The lines at the head by the age of their commit (an author time after the head's
-    counts as the youngest)."""
-    age = pc.subtract(pa.scalar(head_time, pa.int64()), rows.column("author_time"))
-    counted, result = pa.array([False] * rows.num_rows, pa.bool_()), []
-    for bucket, bound in CODE_AGE:
-        inside = pc.invert(counted) if bound is None else pc.less(age, bound)
-        taken = pc.and_(inside, pc.invert(counted))
-        result.append((bucket, pc.sum(pc.if_else(taken, rows.column("lines"), 0)).as_py() or 0))
-        counted = pc.or_(counted, taken)
-    return result
-
-
-def surviving_by_person(rows: pa.Table, kids: pa.Array) -> dict[int, int]:
-    """Each person's (kid's) lines at the head; `kids` is each row's."""
-    if not rows.num_rows:
-        return {}
-    grouped = (
-        pa.table({"kid": kids, "lines": rows.column("lines")})
-        .group_by("kid", use_threads=False)
-        .aggregate([("lines", "sum")])
-    )
-    return dict(
-        zip(grouped.column("kid").to_pylist(), grouped.column("lines_sum").to_pylist(), strict=True)
-    )
-
-
-def lines_by_file(rows: pa.Table, kids: pa.Array) -> pa.Table:
-    """(path, kid, churn): each file's lines per person (kid), churn being their lines, as
-    paths.ranked_leaders and teams.team_churn take them."""
-    grouped = (
-        pa.table({"path": rows.column("path"), "kid": kids, "lines": rows.column("lines")})
-        .group_by(["path", "kid"], use_threads=False)
-        .aggregate([("lines", "sum")])
-    )
-    return pa.table(
-        {
-            "path": grouped.column("path"),
-            "kid": grouped.column("kid"),
-            "churn": grouped.column("lines_sum"),
-        }
-    )
-
-
-def surviving_by_path(
-    rows: pa.Table, kids: pa.Array, keys: list[str]
-) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Per path (each file at the head, its directories, the root ""): its surviving lines
-    (path, surviving_lines); its top owners by lines (paths.ranked_leaders' tables: kid,
-    churn being their lines, rank) and its bus factor over lines."""
-    per_file = lines_by_file(rows, kids)
-    files = per_file.column("path").unique().to_pylist() if per_file.num_rows else []
-    chains, names = coded_ancestry(files)
-    index = pc.index_in(per_file.column("path"), value_set=pa.array(files, pa.binary()))
-    coded = pa.table(
-        {
-            "file": index.cast(pa.int32()),
-            "kid": per_file.column("kid"),
-            "lines": per_file.column("churn"),
-        }
-    )
-    grouped = (
-        coded.join(chains.select(["file", "at"]), "file", use_threads=False)
-        .group_by(["at", "kid"], use_threads=False)
-        .aggregate([("lines", "sum")])
-    )
-    paths = pc.take(pa.array(names, pa.binary()), grouped.column("at"))
-    owned = pa.table(
-        {"path": paths, "kid": grouped.column("kid"), "churn": grouped.column("lines_sum")}
-    )
-    return (_surviving(owned), *ranked_leaders(_owning(owned), keys))
-
-
-def surviving_by_team(
-    rows: pa.Table, kids: pa.Array, owners: pa.Table, keys: list[str]
-) -> dict[str, tuple[int, list[tuple[int, int]], int]]:
-    """Per owner key of `owners` (teams' (path, owner) rows): the surviving lines of its files,
-    its top owners by lines as (kid, lines) and its bus factor over lines."""
-    owned = team_churn(owners, lines_by_file(rows, kids))
-    surviving = _surviving(owned)
-    ranked = leaders_of(*ranked_leaders(_owning(owned), keys))
-    return {
-        path.decode(): (lines, *ranked.get(path, ([], 0)))
-        for path, lines in zip(
-            surviving.column("path").to_pylist(),
-            surviving.column("surviving_lines").to_pylist(),
-            strict=True,
-        )
-    }
-
-
-def _surviving(owned: pa.Table) -> pa.Table:
-    totals = owned.group_by("path", use_threads=False).aggregate([("churn", "sum")])
-    return pa.table({"path": totals.column("path"), "surviving_lines": totals.column("churn_sum")})
-
-
-def _owning(owned: pa.Table) -> pa.Table:
-    return owned.filter(pc.greater(owned.column("churn"), 0))
 
 
 def reblamed(repo: pygit2.Repository, old_head: str | None, new_head: str) -> set[bytes] | None:
@@ -400,7 +298,9 @@ def regular_files(repo: pygit2.Repository, head: str) -> set[bytes]:
 
 
 class Updated(NamedTuple):
-    rows: pa.Table  # by path, then line
+    changed: dict[bytes, list[Run]]  # the runs of the files blamed
+    gone: set[bytes]  # files that had runs and are no text file at the head
+    authors: dict[str, Author]  # the authors of the commits `changed` names
     blamed: int  # files blamed (over the new commits or whole)
     whole: int  # of which blamed whole
 
@@ -409,38 +309,30 @@ def update_provenance(
     repo_dir: Path,
     head: str,
     text_files: set[bytes],
-    rows: pa.Table | None,
+    old: Mapping[bytes, list[Run]] | None,
     old_head: str | None,
     workers: int = 2,
     report: Callable[[int, int], None] | None = None,
 ) -> Updated:
-    """The provenance rows at `head` of `text_files` (the text files at the head), from `rows`,
-    git blame's at `old_head` (None: none). When old_head is on head's first-parent chain, the
-    rows of the files the chain leaves alone are kept and those it changes are blamed over the
-    new commits and carried from old_head's (`carried`), or else blamed whole; otherwise every
-    file is blamed whole. `report(done, total)` as files are done."""
+    """What changes from `old`, the runs git blame gives each text file at `old_head` (None:
+    none), to the runs of `text_files` (the text files at `head`). When old_head is on head's
+    first-parent chain, the files the chain changes are blamed over the new commits and carried
+    from old_head's runs (`carried`), or else blamed whole; otherwise every file is blamed
+    whole. `report(done, total)` as files are done."""
     repo = pygit2.Repository(str(repo_dir))
-    changed = None if rows is None else reblamed(repo, old_head, head)
-    if rows is None or changed is None or old_head is None:
-        kept, todo = PROVENANCE_SCHEMA.empty_table(), sorted(text_files)
+    changed = None if old is None else reblamed(repo, old_head, head)
+    gone = set(old or ()) - text_files
+    if old is None or changed is None or old_head is None:
+        todo = sorted(text_files)
     else:
         todo = sorted(text_files & changed)
-        kept = rows.filter(
-            pc.and_(
-                pc.is_in(rows.column("path"), value_set=pa.array(sorted(text_files), pa.binary())),
-                pc.invert(pc.is_in(rows.column("path"), value_set=pa.array(todo, pa.binary()))),
-            )
-        )
-    if not todo:
-        return Updated(kept, 0, 0)
     found: dict[bytes, list[Run]] = {}
-    if rows is not None and changed is not None and old_head is not None:
+    if todo and old is not None and changed is not None and old_head is not None:
         since = old_head
         groups = _in_parallel(todo, lambda path: blame_groups(repo_dir, head, path, since), workers)
-        sources = {group.source for each in groups for group in each if group.sha == since}
-        old_runs, newer = _runs_of(rows, sources), _newer(repo, since, head)
+        newer = _newer(repo, since, head)
         for path, each in zip(todo, groups, strict=True):
-            runs = carried(each, since, newer, old_runs)
+            runs = carried(each, since, newer, old)
             if runs is not None:
                 found[path] = runs
         if report is not None:
@@ -461,22 +353,6 @@ def update_provenance(
             return runs
 
         found.update(zip(whole, _in_parallel(whole, blamed, workers), strict=True))
-    both = pa.concat_tables([kept, _table(repo, found)])
-    rows = both.sort_by([("path", "ascending"), ("start", "ascending")])
-    return Updated(rows, len(todo), len(whole))
-
-
-def _runs_of(rows: pa.Table, paths: set[bytes]) -> dict[bytes, list[Run]]:
-    """The runs `rows` hold for each of `paths`, in order of their lines."""
-    wanted = rows.filter(
-        pc.is_in(rows.column("path"), value_set=pa.array(sorted(paths), pa.binary()))
-    )
-    runs: dict[bytes, list[Run]] = {}
-    for path, start, lines, sha in zip(
-        *(wanted.column(name).to_pylist() for name in ("path", "start", "lines", "sha")),
-        strict=True,
-    ):
-        runs.setdefault(path, []).append((start, lines, sha))
-    for each in runs.values():
-        each.sort()
-    return runs
+    shas = {sha for runs in found.values() for _, _, sha in runs}
+    authors = {sha: _author(repo, sha) for sha in sorted(shas)}
+    return Updated(found, gone, authors, len(todo), len(whole))

@@ -28,6 +28,7 @@ from worker.engine.classes import CLASSES_SCHEMA
 from worker.engine.extract import COMMITS_SCHEMA, FILES_SCHEMA
 from worker.engine.paths import PATH_TABLES, PathState, Window
 from worker.engine.provenance import PROVENANCE_SCHEMA
+from worker.engine.provenance_state import ProvenanceState
 from worker.engine.sha_index import ShaIndex
 from worker.engine.tally import CELLS_SCHEMA, COAUTHORED_SCHEMA, Tally, read_cells, write_cells
 
@@ -57,10 +58,18 @@ _KEPT: BoundedCache[str, tuple[str, KeptAggregates]] = BoundedCache(
 )
 
 
+# The line provenance a run left, by work dir, with the manifest's names of what it was read
+# from (CodebaseState.load_provenance).
+_PROVENANCE: BoundedCache[str, tuple[tuple[str, ...], ProvenanceState]] = BoundedCache(
+    max_entries=256, max_cost=STATE_MEMORY_BYTES // 2
+)
+
+
 def forget_state() -> None:
     """Drop what this process keeps of the state (as a new process starts without it)."""
     _TABLES.clear()
     _KEPT.clear()
+    _PROVENANCE.clear()
 
 
 class PartRef(BaseModel):
@@ -119,9 +128,10 @@ class Manifest(BaseModel):
     # the per-path state were matched with (a digest of the CODEOWNERS file used, "" for none).
     team_commits: dict[str, int] = {}
     codeowners: str | None = None
-    # Line provenance (worker/engine/provenance.py): the rows' object, and the default head
-    # they are git blame's at.
+    # Line provenance (worker/engine/provenance_state.py): the base table of runs, the tables
+    # that replaced some files' runs since, and the default head they are git blame's at.
     provenance_key: str | None = None
+    provenance_journal: list[str] = []
     provenance_head: str | None = None
 
     def objects(self) -> set[str]:
@@ -133,6 +143,7 @@ class Manifest(BaseModel):
         if self.paths_key:
             named |= set(paths_tables(self.paths_key))
         named |= {key for key in (self.snapshot_key, self.classes_key, self.provenance_key) if key}
+        named |= set(self.provenance_journal)
         return named
 
 
@@ -453,29 +464,64 @@ class CodebaseState:
     async def delete_classes(self, key: str) -> None:
         await self._delete_tables([key])
 
-    async def load_provenance(self, manifest: Manifest) -> pa.Table | None:
-        """The provenance rows `manifest` names; None if it names none, or they are gone."""
-        if manifest.provenance_key is None:
+    async def load_provenance(self, manifest: Manifest) -> ProvenanceState | None:
+        """The line provenance `manifest` names (its base table, then its journal's); None if
+        it names none, or an object is gone. What this process left (remember_provenance) is
+        taken instead of read: the caller changes it."""
+        if manifest.provenance_key is None or manifest.provenance_head is None:
             return None
-        return await self._table(manifest.provenance_key, PROVENANCE_SCHEMA)
+        basis = (manifest.provenance_key, *manifest.provenance_journal)
+        remembered = _PROVENANCE.get(str(self.cache_dir))
+        _PROVENANCE.pop(str(self.cache_dir))
+        if remembered is not MISSING and remembered[0] == basis:
+            return remembered[1]
+        state = None
+        for key in basis:
+            table = await self._local_table(key, PROVENANCE_SCHEMA)
+            if table is None:
+                return None
+            if state is None:
+                state = ProvenanceState.from_table(manifest.provenance_head, table)
+            else:
+                state.replace_from(table)
+        return state
+
+    def remember_provenance(self, manifest: Manifest, state: ProvenanceState) -> None:
+        """Keep `state` in this process as what `manifest` names (load_provenance takes it)."""
+        if manifest.provenance_key is None:
+            return
+        basis = (manifest.provenance_key, *manifest.provenance_journal)
+        cost = 64 * sum(map(len, state.runs.values())) + 256 * len(state.runs)
+        _PROVENANCE.put(str(self.cache_dir), (basis, state), cost=cost)
 
     async def save_provenance(self, rows: pa.Table) -> str:
+        """Store a provenance table (a base or a journal's) under a new key; its key."""
         key = layout.state_object(self.codebase_id, f"tally/{uuid.uuid4().hex}.provenance.arrow")
-        await self._put_tables([(rows, key, PROVENANCE_SCHEMA)])
+        await self._put_tables([(rows, key, PROVENANCE_SCHEMA)], remember=False)
         return key
 
     async def delete_provenance(self, key: str) -> None:
         await self._delete_tables([key])
 
-    async def _put_tables(self, tables: list[tuple[pa.Table, str, pa.Schema]]) -> None:
+    async def _put_tables(
+        self, tables: list[tuple[pa.Table, str, pa.Schema]], remember: bool = True
+    ) -> None:
         """Write each table (of `schema`) to this machine's copy of its key, then upload it, in
-        order; this process keeps it in memory as reading it back would give it."""
+        order; this process keeps it in memory as reading it back would give it (unless not
+        to `remember`)."""
         for table, key, schema in tables:
             path = self._tally_path(key)
             write_cells(table, path)
             await self.storage.upload_file(path, key)
-            kept = table.cast(schema)
-            _TABLES.put(str(path), kept, cost=kept.nbytes)
+            if remember:
+                kept = table.cast(schema)
+                _TABLES.put(str(path), kept, cost=kept.nbytes)
+
+    async def _local_table(self, key: str, schema: pa.Schema) -> pa.Table | None:
+        """The state table stored at `key`, from this machine's copy (downloaded if it lacks
+        one), not kept in memory; None if the object is gone."""
+        local = await self._local_copy(key)
+        return None if local is None else read_cells(local, schema)
 
     async def _delete_tables(self, keys: list[str]) -> None:
         for key in keys:

@@ -1,0 +1,248 @@
+"""Line provenance kept current push by push (DESIGN.md definition 16).
+
+provenance.py says which commit holds each run of lines of the files a push changed; this keeps,
+for every text file at the default head, its runs and what the documents show of them: each
+person's lines under each path (the file, its directories, the root), under each CODEOWNERS
+owner, and the lines' author times. A push changes a few files: the counts of those files are
+taken out of their paths' and owners' and the new ones put in, and only the paths and owners
+they touch are ranked again, so that a push costs what it changed, not what the repository
+holds. Counts are by person key (the mailmap and the bots applied): a change of either, or of
+CODEOWNERS, counts everything again from the runs, without blaming.
+
+Stored as a base table of every run (provenance.PROVENANCE_SCHEMA) and a journal of the tables
+that replaced some files' runs since (a file with no runs left is one row of no lines), as the
+tally is: a push writes what it changed, and the base is written again once the journal is long.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from worker.engine.paths import BUS_SCHEMA, LEADERS_SCHEMA, ROOT, TOP_CONTRIBUTORS, ancestors
+from worker.engine.paths import bus_factor as _bus_factor
+from worker.engine.provenance import CODE_AGE, PROVENANCE_SCHEMA, Author, Run
+
+KeyOf = Callable[[str, str], str]  # a person's key from their name and email
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One path's or owner's provenance: its lines, its top owners as (key, lines), most
+    first, ties by key, and its bus factor over lines."""
+
+    lines: int
+    top: tuple[tuple[str, int], ...]
+    bus_factor: int
+
+
+def ranked(counts: Mapping[str, int]) -> Ranked:
+    order = sorted(((k, n) for k, n in counts.items() if n > 0), key=lambda kn: (-kn[1], kn[0]))
+    lines = [n for _, n in order]
+    return Ranked(sum(lines), tuple(order[:TOP_CONTRIBUTORS]), _bus_factor(lines))
+
+
+@dataclass
+class ProvenanceState:
+    """Every text file's runs at `head` and the commits' authors; the counts made of them for
+    the mapping of people and the owners they were counted with (`count`)."""
+
+    head: str
+    runs: dict[bytes, list[Run]]
+    authors: dict[str, Author]
+    # The files whose runs changed since the counts were brought up to date.
+    pending: set[bytes] = field(default_factory=set)
+    # The counts, and what they were made with (None: not counted yet).
+    keys: dict[tuple[str, str], str] | None = None
+    owners_basis: str | None = None
+    by_file: dict[bytes, Counter[str]] = field(default_factory=dict)
+    ages: dict[bytes, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    file_owners: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+    by_path: dict[bytes, Counter[str]] = field(default_factory=dict)  # directories, the root
+    by_owner: dict[str, Counter[str]] = field(default_factory=dict)
+    path_ranked: dict[bytes, Ranked] = field(default_factory=dict)
+    owner_ranked: dict[str, Ranked] = field(default_factory=dict)
+
+    @classmethod
+    def from_table(cls, head: str, table: pa.Table) -> ProvenanceState:
+        state = cls(head, {}, {})
+        state.replace_from(table)
+        return state
+
+    def replace_from(self, table: pa.Table) -> set[bytes]:
+        """Take each file's runs from `table` (PROVENANCE_SCHEMA; a row of no lines: the file
+        has none); the files it names."""
+        columns = (table.column(name).to_pylist() for name in PROVENANCE_SCHEMA.names)
+        named: dict[bytes, list[Run]] = {}
+        for path, start, lines, sha, name, email, time in zip(*columns, strict=True):
+            runs = named.setdefault(path, [])
+            if lines:
+                runs.append((start, lines, sha))
+                self.authors[sha] = (name, email, time)
+        for path, runs in named.items():
+            if runs:
+                self.runs[path] = sorted(runs)
+            else:
+                self.runs.pop(path, None)
+        self.pending |= named.keys()
+        return set(named)
+
+    def table(self, paths: Iterable[bytes] | None = None) -> pa.Table:
+        """PROVENANCE_SCHEMA's rows of `paths` (None: every file), by path then line; a path
+        without runs is one row of no lines."""
+        rows: dict[str, list[object]] = {name: [] for name in PROVENANCE_SCHEMA.names}
+        for path in sorted(self.runs if paths is None else paths):
+            for start, lines, sha in self.runs.get(path) or [(0, 0, "")]:
+                author = self.authors[sha] if lines else ("", "", 0)
+                for column, value in zip(
+                    PROVENANCE_SCHEMA.names, (path, start, lines, sha, *author), strict=True
+                ):
+                    rows[column].append(value)
+        return pa.table(rows, schema=PROVENANCE_SCHEMA)
+
+    def update(
+        self,
+        head: str,
+        changed: Mapping[bytes, list[Run]],
+        gone: Iterable[bytes],
+        authors: Mapping[str, Author],
+    ) -> set[bytes]:
+        """Move to `head`: `changed` files have these runs now, `gone` files none. The files
+        whose runs changed (the counts are brought up to date by `count`)."""
+        self.head = head
+        self.authors.update(authors)
+        touched = set(gone) | set(changed)
+        for path in gone:
+            self.runs.pop(path, None)
+        for path, runs in changed.items():
+            if runs:
+                self.runs[path] = runs
+            else:
+                self.runs.pop(path, None)
+        self.pending |= touched
+        return touched
+
+    def count(
+        self,
+        key_of: KeyOf,
+        owners_basis: str,
+        owners_of: Callable[[Iterable[bytes]], dict[bytes, tuple[str, ...]]],
+    ) -> None:
+        """Bring the counts up to date: the files changed since they were last counted, or
+        every file when people map to other keys or the owners were matched otherwise."""
+        pending, self.pending = self.pending, set()
+        keys = self.keys
+        if keys is not None and any(key_of(*identity) != key for identity, key in keys.items()):
+            keys = None  # the mailmap or the bots changed
+        if keys is None or self.owners_basis != owners_basis:
+            self.keys, self.owners_basis = {}, owners_basis
+            self.by_file, self.ages, self.file_owners = {}, {}, {}
+            self.by_path, self.by_owner, self.path_ranked, self.owner_ranked = {}, {}, {}, {}
+            pending = set(self.runs)
+        assert self.keys is not None
+        owners = owners_of(sorted(path for path in pending if path in self.runs))
+        touched_paths: set[bytes] = set()
+        touched_owners: set[str] = set()
+        for path in pending:
+            old = self.by_file.pop(path, None)
+            self.ages.pop(path, None)
+            was = self.file_owners.pop(path, ())
+            runs = self.runs.get(path)
+            new: Counter[str] | None = None
+            if runs:
+                new = Counter[str]()
+                times, weights = [], []
+                for _start, lines, sha in runs:
+                    name, email, time = self.authors[sha]
+                    key = self.keys.get((name, email))
+                    if key is None:
+                        key = self.keys[(name, email)] = key_of(name, email)
+                    new[key] += lines
+                    times.append(time)
+                    weights.append(lines)
+                self.by_file[path] = new
+                self.ages[path] = (np.array(times, np.int64), np.array(weights, np.int64))
+                self.file_owners[path] = owners.get(path, ())
+            touched_paths.add(path)
+            for at in ancestors(path):
+                counts = self.by_path.setdefault(at, Counter())
+                if old:
+                    counts.subtract(old)
+                if new:
+                    counts.update(new)
+                touched_paths.add(at)
+            for owner in was:
+                if old:
+                    self.by_owner.setdefault(owner, Counter()).subtract(old)
+                touched_owners.add(owner)
+            for owner in self.file_owners.get(path, ()):
+                if new:
+                    self.by_owner.setdefault(owner, Counter()).update(new)
+                touched_owners.add(owner)
+        for path in touched_paths:
+            held = self.by_file.get(path) or self.by_path.get(path)
+            result = ranked(held) if held else None
+            if result is None or not result.lines:
+                self.path_ranked.pop(path, None)
+                self.by_path.pop(path, None)
+            else:
+                self.path_ranked[path] = result
+        for owner in touched_owners:
+            result = ranked(self.by_owner.get(owner, {}))
+            if result.lines:
+                self.owner_ranked[owner] = result
+            else:
+                self.owner_ranked.pop(owner, None)
+                self.by_owner.pop(owner, None)
+
+    def by_person(self) -> dict[str, int]:
+        """Each person's lines (by key)."""
+        root = self.by_path.get(ROOT, Counter())
+        return {key: lines for key, lines in root.items() if lines > 0}
+
+    def code_age(self, head_time: int) -> list[tuple[str, int]]:
+        """The lines by the age of their commit against `head_time` (CODE_AGE's buckets; an
+        author time after the head's counts as the youngest)."""
+        if not self.ages:
+            return [(bucket, 0) for bucket, _ in CODE_AGE]
+        times = np.concatenate([times for times, _ in self.ages.values()])
+        weights = np.concatenate([weights for _, weights in self.ages.values()])
+        bounds = np.array([bound for _, bound in CODE_AGE if bound is not None], np.int64)
+        buckets = np.searchsorted(bounds, head_time - times, side="right")
+        totals = np.bincount(buckets, weights=weights, minlength=len(CODE_AGE))
+        return [(bucket, int(total)) for (bucket, _), total in zip(CODE_AGE, totals, strict=True)]
+
+    def path_tables(self, keys: list[str]) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """export.export_paths' owners: (path, surviving_lines), the top owners
+        (paths.LEADERS_SCHEMA, kid indexing `keys`) and the bus factor (paths.BUS_SCHEMA)."""
+        kid_of = {key: kid for kid, key in enumerate(keys)}
+        paths, lines, buses = [], [], []
+        top: dict[str, list[object]] = {name: [] for name in LEADERS_SCHEMA.names}
+        for path in sorted(self.path_ranked):
+            result = self.path_ranked[path]
+            paths.append(path)
+            lines.append(result.lines)
+            buses.append(result.bus_factor)
+            for rank, (key, n) in enumerate(result.top):
+                for column, value in zip(top, (path, kid_of[key], n, rank), strict=True):
+                    top[column].append(value)
+        surviving = pa.table(
+            {"path": pa.array(paths, pa.binary()), "surviving_lines": pa.array(lines, pa.int64())}
+        )
+        bus = pa.table(
+            [pa.array(paths, pa.binary()), pa.array(buses, pa.int64())], schema=BUS_SCHEMA
+        )
+        return surviving, pa.table(top, schema=LEADERS_SCHEMA), bus
+
+    def owner_tables(self, keys: list[str]) -> dict[str, tuple[int, list[tuple[int, int]], int]]:
+        """Per owner key: its lines, its top owners as (kid indexing `keys`, lines), its bus
+        factor over lines (export.teams_document's `surviving`)."""
+        kid_of = {key: kid for kid, key in enumerate(keys)}
+        return {
+            owner: (result.lines, [(kid_of[key], n) for key, n in result.top], result.bus_factor)
+            for owner, result in self.owner_ranked.items()
+        }
