@@ -422,6 +422,10 @@ def test_a_push_carries_blame_forward_and_blames_whole_only_what_it_must(
         assert state.code_age(2_000_000_000) == fresh.code_age(2_000_000_000)
         assert state.path_ranked == fresh.path_ranked
         assert state.owner_ranked == fresh.owner_ranked
+        for mine, theirs in zip(
+            state.path_tables(people.keys), fresh.path_tables(people.keys), strict=True
+        ):
+            assert sorted(mine.to_pylist(), key=repr) == sorted(theirs.to_pylist(), key=repr)
         pushed[0] = state
         return updated.whole
 

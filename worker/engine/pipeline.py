@@ -999,6 +999,7 @@ async def provenance(run: _Run, source: _Source, plan: _Blame) -> None:
             None if state is None else state.head,
             workers=run.workers or os.cpu_count() or 1,
             report=report,
+            known=frozenset() if state is None else state.authors,
         )
 
     updated = await _with_progress(run, update, lambda: Progress(done=done, total=total))

@@ -30,7 +30,7 @@ import bisect
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +300,7 @@ def regular_files(repo: pygit2.Repository, head: str) -> set[bytes]:
 class Updated(NamedTuple):
     changed: dict[bytes, list[Run]]  # the runs of the files blamed
     gone: set[bytes]  # files that had runs and are no text file at the head
-    authors: dict[str, Author]  # the authors of the commits `changed` names
+    authors: dict[str, Author]  # the authors of the commits `changed` names, but the known
     blamed: int  # files blamed (over the new commits or whole)
     whole: int  # of which blamed whole
 
@@ -313,12 +313,14 @@ def update_provenance(
     old_head: str | None,
     workers: int = 2,
     report: Callable[[int, int], None] | None = None,
+    known: Container[str] = frozenset(),
 ) -> Updated:
     """What changes from `old`, the runs git blame gives each text file at `old_head` (None:
     none), to the runs of `text_files` (the text files at `head`). When old_head is on head's
     first-parent chain, the files the chain changes are blamed over the new commits and carried
     from old_head's runs (`carried`), or else blamed whole; otherwise every file is blamed
-    whole. `report(done, total)` as files are done."""
+    whole. `report(done, total)` as files are done; the authors of the `known` commits are not
+    read again."""
     repo = pygit2.Repository(str(repo_dir))
     changed = None if old is None else reblamed(repo, old_head, head)
     gone = set(old or ()) - text_files
@@ -353,6 +355,6 @@ def update_provenance(
             return runs
 
         found.update(zip(whole, _in_parallel(whole, blamed, workers), strict=True))
-    shas = {sha for runs in found.values() for _, _, sha in runs}
+    shas = {sha for runs in found.values() for _, _, sha in runs if sha not in known}
     authors = {sha: _author(repo, sha) for sha in sorted(shas)}
     return Updated(found, gone, authors, len(todo), len(whole))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from worker.engine.paths import BUS_SCHEMA, LEADERS_SCHEMA, ROOT, TOP_CONTRIBUTORS, ancestors
 from worker.engine.paths import bus_factor as _bus_factor
@@ -66,6 +67,10 @@ class ProvenanceState:
     by_owner: dict[str, Counter[str]] = field(default_factory=dict)
     path_ranked: dict[bytes, Ranked] = field(default_factory=dict)
     owner_ranked: dict[str, Ranked] = field(default_factory=dict)
+    # path_ranked as the tables path_tables gives (top owners by key rather than kid), and the
+    # paths ranked again since they were made (None: make them all).
+    tables: tuple[pa.Table, pa.Table, pa.Table] | None = None
+    ranked_again: set[bytes] = field(default_factory=set)
 
     @classmethod
     def from_table(cls, head: str, table: pa.Table) -> ProvenanceState:
@@ -142,6 +147,7 @@ class ProvenanceState:
             self.keys, self.owners_basis = {}, owners_basis
             self.by_file, self.ages, self.file_owners = {}, {}, {}
             self.by_path, self.by_owner, self.path_ranked, self.owner_ranked = {}, {}, {}, {}
+            self.tables, self.ranked_again = None, set()
             pending = set(self.runs)
         assert self.keys is not None
         owners = owners_of(sorted(path for path in pending if path in self.runs))
@@ -183,6 +189,7 @@ class ProvenanceState:
                 if new:
                     self.by_owner.setdefault(owner, Counter()).update(new)
                 touched_owners.add(owner)
+        self.ranked_again |= touched_paths
         for path in touched_paths:
             held = self.by_file.get(path) or self.by_path.get(path)
             result = ranked(held) if held else None
@@ -218,25 +225,31 @@ class ProvenanceState:
 
     def path_tables(self, keys: list[str]) -> tuple[pa.Table, pa.Table, pa.Table]:
         """export.export_paths' owners: (path, surviving_lines), the top owners
-        (paths.LEADERS_SCHEMA, kid indexing `keys`) and the bus factor (paths.BUS_SCHEMA)."""
-        kid_of = {key: kid for kid, key in enumerate(keys)}
-        paths, lines, buses = [], [], []
-        top: dict[str, list[object]] = {name: [] for name in LEADERS_SCHEMA.names}
-        for path in sorted(self.path_ranked):
-            result = self.path_ranked[path]
-            paths.append(path)
-            lines.append(result.lines)
-            buses.append(result.bus_factor)
-            for rank, (key, n) in enumerate(result.top):
-                for column, value in zip(top, (path, kid_of[key], n, rank), strict=True):
-                    top[column].append(value)
-        surviving = pa.table(
-            {"path": pa.array(paths, pa.binary()), "surviving_lines": pa.array(lines, pa.int64())}
+        (paths.LEADERS_SCHEMA, kid indexing `keys`; each path's rows together, by rank) and
+        the bus factor (paths.BUS_SCHEMA). Only the paths ranked again since the last call
+        are made again."""
+        if self.tables is None:
+            self.tables = _ranked_tables(self.path_ranked, sorted(self.path_ranked))
+        elif self.ranked_again:
+            again = pa.array(sorted(self.ranked_again), pa.binary())
+            made = _ranked_tables(
+                self.path_ranked, [p for p in again.to_pylist() if p in self.path_ranked]
+            )
+            self.tables = tuple(
+                pa.concat_tables(
+                    [old.filter(pc.invert(pc.is_in(old.column("path"), value_set=again))), new]
+                )
+                for old, new in zip(self.tables, made, strict=True)
+            )
+        self.ranked_again = set()
+        surviving, top, bus = self.tables
+        kids = pc.index_in(top.column("key"), value_set=pa.array(keys, pa.string()))
+        assert kids.null_count == 0, "every owner is a person of the history"
+        owners = pa.table(
+            [top.column("path"), kids.cast(pa.int64()), top.column("churn"), top.column("rank")],
+            schema=LEADERS_SCHEMA,
         )
-        bus = pa.table(
-            [pa.array(paths, pa.binary()), pa.array(buses, pa.int64())], schema=BUS_SCHEMA
-        )
-        return surviving, pa.table(top, schema=LEADERS_SCHEMA), bus
+        return surviving, owners, bus
 
     def owner_tables(self, keys: list[str]) -> dict[str, tuple[int, list[tuple[int, int]], int]]:
         """Per owner key: its lines, its top owners as (kid indexing `keys`, lines), its bus
@@ -246,3 +259,30 @@ class ProvenanceState:
             owner: (result.lines, [(kid_of[key], n) for key, n in result.top], result.bus_factor)
             for owner, result in self.owner_ranked.items()
         }
+
+
+_TOP_SCHEMA = pa.schema(
+    [("path", pa.binary()), ("key", pa.string()), ("churn", pa.int64()), ("rank", pa.int64())]
+)
+
+
+def _ranked_tables(
+    ranked: Mapping[bytes, Ranked], paths: list[bytes]
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(path, surviving_lines), the top owners by key (_TOP_SCHEMA) and the bus factor
+    (paths.BUS_SCHEMA) of `paths`."""
+    lines, buses = [], []
+    top: dict[str, list[object]] = {name: [] for name in _TOP_SCHEMA.names}
+    for path in paths:
+        result = ranked[path]
+        lines.append(result.lines)
+        buses.append(result.bus_factor)
+        for rank, (key, n) in enumerate(result.top):
+            for column, value in zip(top, (path, key, n, rank), strict=True):
+                top[column].append(value)
+    listed = pa.array(paths, pa.binary())
+    return (
+        pa.table({"path": listed, "surviving_lines": pa.array(lines, pa.int64())}),
+        pa.table(top, schema=_TOP_SCHEMA),
+        pa.table([listed, pa.array(buses, pa.int64())], schema=BUS_SCHEMA),
+    )
