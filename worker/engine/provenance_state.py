@@ -16,19 +16,23 @@ tally is: a push writes what it changed, and the base is written again once the 
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from worker.engine.paths import BUS_SCHEMA, LEADERS_SCHEMA, ROOT, TOP_CONTRIBUTORS, ancestors
 from worker.engine.paths import bus_factor as _bus_factor
-from worker.engine.provenance import CODE_AGE, PROVENANCE_SCHEMA, Author, Run
+from worker.engine.provenance import CODE_AGE, DAY, PROVENANCE_SCHEMA, Author, Run
 
 KeyOf = Callable[[str, str], str]  # a person's key from their name and email
+# code_age sums lines over spans of author times this long, and over author times within the
+# span a bucket's bound falls in.
+_SPAN = 30 * DAY
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,10 @@ class ProvenanceState:
     keys: dict[tuple[str, str], str] | None = None
     owners_basis: str | None = None
     by_file: dict[bytes, Counter[str]] = field(default_factory=dict)
-    ages: dict[bytes, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    ages: dict[bytes, Counter[int]] = field(default_factory=dict)  # lines by author time
+    # Every file's lines by span of author times (_SPAN), and within each by author time.
+    span_lines: Counter[int] = field(default_factory=Counter)
+    time_lines: dict[int, Counter[int]] = field(default_factory=dict)
     file_owners: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
     by_path: dict[bytes, Counter[str]] = field(default_factory=dict)  # directories, the root
     by_owner: dict[str, Counter[str]] = field(default_factory=dict)
@@ -146,6 +153,7 @@ class ProvenanceState:
         if keys is None or self.owners_basis != owners_basis:
             self.keys, self.owners_basis = {}, owners_basis
             self.by_file, self.ages, self.file_owners = {}, {}, {}
+            self.span_lines, self.time_lines = Counter(), {}
             self.by_path, self.by_owner, self.path_ranked, self.owner_ranked = {}, {}, {}, {}
             self.tables, self.ranked_again = None, set()
             pending = set(self.runs)
@@ -155,23 +163,22 @@ class ProvenanceState:
         touched_owners: set[str] = set()
         for path in pending:
             old = self.by_file.pop(path, None)
-            self.ages.pop(path, None)
+            self._age(self.ages.pop(path, None), -1)
             was = self.file_owners.pop(path, ())
             runs = self.runs.get(path)
             new: Counter[str] | None = None
             if runs:
-                new = Counter[str]()
-                times, weights = [], []
+                new, ages = Counter[str](), Counter[int]()
                 for _start, lines, sha in runs:
                     name, email, time = self.authors[sha]
                     key = self.keys.get((name, email))
                     if key is None:
                         key = self.keys[(name, email)] = key_of(name, email)
                     new[key] += lines
-                    times.append(time)
-                    weights.append(lines)
+                    ages[time] += lines
                 self.by_file[path] = new
-                self.ages[path] = (np.array(times, np.int64), np.array(weights, np.int64))
+                self.ages[path] = ages
+                self._age(ages, 1)
                 self.file_owners[path] = owners.get(path, ())
             touched_paths.add(path)
             for at in ancestors(path):
@@ -211,17 +218,38 @@ class ProvenanceState:
         root = self.by_path.get(ROOT, Counter())
         return {key: lines for key, lines in root.items() if lines > 0}
 
+    def _age(self, ages: Counter[int] | None, sign: int) -> None:
+        """Add (sign 1) or take out (-1) one file's lines by author time."""
+        for time, lines in (ages or {}).items():
+            span = time // _SPAN
+            self.span_lines[span] += sign * lines
+            within = self.time_lines.setdefault(span, Counter())
+            within[time] += sign * lines
+            if not within[time]:
+                del within[time]
+            if not self.span_lines[span]:
+                del self.span_lines[span], self.time_lines[span]
+
     def code_age(self, head_time: int) -> list[tuple[str, int]]:
         """The lines by the age of their commit against `head_time` (CODE_AGE's buckets; an
-        author time after the head's counts as the youngest)."""
-        if not self.ages:
-            return [(bucket, 0) for bucket, _ in CODE_AGE]
-        times = np.concatenate([times for times, _ in self.ages.values()])
-        weights = np.concatenate([weights for _, weights in self.ages.values()])
-        bounds = np.array([bound for _, bound in CODE_AGE if bound is not None], np.int64)
-        buckets = np.searchsorted(bounds, head_time - times, side="right")
-        totals = np.bincount(buckets, weights=weights, minlength=len(CODE_AGE))
-        return [(bucket, int(total)) for (bucket, _), total in zip(CODE_AGE, totals, strict=True)]
+        author time after the head's counts as the youngest): summed over whole spans, and
+        over the author times of the span each bucket's bound falls in."""
+        spans = sorted(self.span_lines)
+        held = list(accumulate(self.span_lines[span] for span in spans))
+        total = held[-1] if held else 0
+        younger = []  # per bound: the lines authored after head_time - bound
+        for _, bound in CODE_AGE[:-1]:
+            assert bound is not None
+            since = head_time - bound
+            after = bisect.bisect_right(spans, since // _SPAN)
+            that: Counter[int] = self.time_lines.get(since // _SPAN, Counter())
+            younger.append(
+                total
+                - (held[after - 1] if after else 0)
+                + sum(lines for time, lines in that.items() if time > since)
+            )
+        counts = [b - a for a, b in zip([0, *younger], [*younger, total], strict=True)]
+        return [(bucket, count) for (bucket, _), count in zip(CODE_AGE, counts, strict=True)]
 
     def path_tables(self, keys: list[str]) -> tuple[pa.Table, pa.Table, pa.Table]:
         """export.export_paths' owners: (path, surviving_lines), the top owners
