@@ -41,6 +41,7 @@ from worker.engine.provenance import (
     write_commit_graph,
 )
 from worker.engine.provenance_state import ProvenanceState
+from worker.engine.store import Manifest
 
 ADA, BOB, CY = ("Ada", "ada@example.com"), ("Bob", "bob@example.com"), ("Cy", "cy@old.example")
 LINES = [f"line {n}\n" for n in range(40)]
@@ -544,6 +545,12 @@ async def test_a_long_backfill_publishes_the_other_figures_before_provenance(
     )
     blank = {"surviving_lines": None, "share_of_lines": None}
     assert [{**p, **blank} for p in final["ownership"]["contributors"]] == people
+    # The state holds what the manifest names, nothing of the first export left behind.
+    stored = await storage.get(layout.manifest(1))
+    assert stored is not None
+    manifest = Manifest.model_validate_json(stored.data)
+    assert manifest.provenance_key and manifest.paths_key
+    assert set(await storage.list(layout.state_prefix(1))) == manifest.objects()
 
 
 async def test_each_teams_surviving_lines_are_git_blames_over_its_files(

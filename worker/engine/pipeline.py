@@ -1021,12 +1021,16 @@ async def provenance(run: _Run, source: _Source, plan: _Blame) -> None:
 
 async def _commit_provenance(run: _Run) -> None:
     """After a run that published before provenance: the manifest names the new line
-    provenance."""
+    provenance, and the per-path state the second export saved (its entries show it)."""
     await run.check_lease()
     manifest = run.manifest
-    run.manifest = manifest.model_copy(update=_provenance_names(run))
+    run.manifest = manifest.model_copy(
+        update={**_provenance_names(run), "paths_key": run.paths_key}
+    )
     await run.state.save_manifest(run.manifest)
     await _drop_provenance(run, manifest)
+    if manifest.paths_key and manifest.paths_key != run.paths_key:
+        await run.state.delete_paths(manifest.paths_key)
 
 
 def _provenance_names(run: _Run) -> dict[str, Any]:
