@@ -20,6 +20,7 @@ from contract import layout
 from contract.documents import EmailMode, PathsDirectory, email_fields
 from contract.paths import raw_path
 from contract.storage.local import LocalStorage
+from tests.support.blame import blame_files
 from tests.support.documents import read_documents
 from tests.support.gitrepos import GitRepo
 from tests.support.jobs import write_every_phase
@@ -34,7 +35,6 @@ from worker.engine.provenance import (
     PROVENANCE_SCHEMA,
     BlameError,
     Updated,
-    blame_files,
     reblamed,
     regular_files,
     update_provenance,

@@ -170,41 +170,13 @@ def _runs(runs: Iterable[Run]) -> list[Run]:
     return joined
 
 
-def blame_files(
-    repo_dir: Path,
-    head: str,
-    paths: Iterable[bytes],
-    workers: int = 2,
-) -> pa.Table:
-    """PROVENANCE_SCHEMA's rows for each of `paths` (text files at `head`), blamed whole,
-    `workers` at a time (each in its own git process)."""
-    listed = sorted(set(paths))
-    found = _in_parallel(listed, lambda path: blame_file(repo_dir, head, path), workers)
-    return _table(pygit2.Repository(str(repo_dir)), dict(zip(listed, found, strict=True)))
-
-
 def _in_parallel(paths: Sequence[bytes], work: Callable[[bytes], T], workers: int) -> list[T]:
     """`work` for each of `paths`, `workers` at a time (threads: the work is git's)."""
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         return list(pool.map(work, paths))
 
 
-def _table(repo: pygit2.Repository, runs: dict[bytes, list[Run]]) -> pa.Table:
-    """PROVENANCE_SCHEMA's rows of each file's `runs`, by path then line."""
-    authors: dict[str, Author] = {}
-    rows: dict[str, list[object]] = {name: [] for name in PROVENANCE_SCHEMA.names}
-    for path in sorted(runs):
-        for start, lines, sha in runs[path]:
-            if sha not in authors:
-                authors[sha] = _author(repo, sha)
-            for column, value in zip(
-                PROVENANCE_SCHEMA.names, (path, start, lines, sha, *authors[sha]), strict=True
-            ):
-                rows[column].append(value)
-    return pa.table(rows, schema=PROVENANCE_SCHEMA)
-
-
-def _author(repo: pygit2.Repository, sha: str) -> Author:
+def author_of(repo: pygit2.Repository, sha: str) -> Author:
     """A commit's author as extraction reads it (extract.py: its name and email as text, its
     time within the span documents show)."""
     commit = repo.get(sha)
@@ -356,5 +328,5 @@ def update_provenance(
 
         found.update(zip(whole, _in_parallel(whole, blamed, workers), strict=True))
     shas = {sha for runs in found.values() for _, _, sha in runs if sha not in known}
-    authors = {sha: _author(repo, sha) for sha in sorted(shas)}
+    authors = {sha: author_of(repo, sha) for sha in sorted(shas)}
     return Updated(found, gone, authors, len(todo), len(whole))

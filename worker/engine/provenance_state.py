@@ -85,9 +85,9 @@ class ProvenanceState:
         state.replace_from(table)
         return state
 
-    def replace_from(self, table: pa.Table) -> set[bytes]:
+    def replace_from(self, table: pa.Table) -> None:
         """Take each file's runs from `table` (PROVENANCE_SCHEMA; a row of no lines: the file
-        has none); the files it names."""
+        has none)."""
         columns = (table.column(name).to_pylist() for name in PROVENANCE_SCHEMA.names)
         named: dict[bytes, list[Run]] = {}
         for path, start, lines, sha, name, email, time in zip(*columns, strict=True):
@@ -101,7 +101,6 @@ class ProvenanceState:
             else:
                 self.runs.pop(path, None)
         self.pending |= named.keys()
-        return set(named)
 
     def table(self, paths: Iterable[bytes] | None = None) -> pa.Table:
         """PROVENANCE_SCHEMA's rows of `paths` (None: every file), by path then line; a path
