@@ -491,7 +491,8 @@ class CodebaseState:
         if manifest.provenance_key is None:
             return
         basis = (manifest.provenance_key, *manifest.provenance_journal)
-        cost = 64 * sum(map(len, state.runs.values())) + 256 * len(state.runs)
+        # Measured on git/git: 535,501 runs of 4,843 files take 119 MiB of Python objects.
+        cost = 240 * sum(map(len, state.runs.values())) + 1024 * len(state.runs)
         _PROVENANCE.put(str(self.cache_dir), (basis, state), cost=cost)
 
     async def save_provenance(self, rows: pa.Table) -> str:
