@@ -14,6 +14,7 @@ from contract.settings import Settings, open_configured_storage, redis_settings
 from service import health, metrics
 from service.api import setup as setup_api
 from service.keys import HTTP, REDIS, SETTINGS, STORAGE
+from service.ui import setup as setup_ui
 from service.webhooks import setup as setup_webhooks
 
 log = logging.getLogger(__name__)
@@ -60,4 +61,5 @@ def create_app(settings: Settings) -> web.Application:
     metrics.setup(app)
     setup_webhooks(app)
     setup_api(app)
+    setup_ui(app)
     return app

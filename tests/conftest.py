@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.redis_server",
     "tests.support.stack",
     "tests.support.jobs",
+    "tests.support.browser",
 ]

@@ -53,8 +53,10 @@ def test_serve_with_demo_data(git_repo: GitRepo, tmp_path: Path, fake_github: Fa
     )  # fmt: skip
     assert process.stdout is not None
     try:
-        token = None
+        token = link = None
         for line in process.stdout:
+            if line.strip().startswith("dashboard:"):
+                link = line.split("dashboard:", 1)[1].strip()
             if "Authorization: Bearer" in line and token is None:
                 token = line.split("Bearer ", 1)[1].split("'", 1)[0]
             if "analytics/" in line and "documents are also plain files" in line:
@@ -77,6 +79,11 @@ def test_serve_with_demo_data(git_repo: GitRepo, tmp_path: Path, fake_github: Fa
         assert status == 200, body
         assert json.loads(body)["total_codebases"] == 1
         assert get(f"{base}/api/v1/codebases/1/analytics/overview", "wrong")[0] == 401
+        # The dashboard: a link that signs in with the printed token, to the demo's org.
+        assert link == f"http://localhost:{port}/ui/#token={token}&org=local"
+        status, body = get(f"{base}/ui/")
+        assert status == 200
+        assert b'src="/ui/assets/app.js"' in body
     finally:
         process.send_signal(signal.SIGTERM)
         with process.stdout:  # closed however the wait ends

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 from contract import layout
 from contract.documents import Overview, Status
@@ -85,6 +86,18 @@ async def _read(storage: Storage, name: str) -> bytes:
     return stored.data
 
 
+def dashboard_link(base: str, admin_token: str | None, demo: bool) -> str:
+    """Where to open the dashboard. With a token made for this run, a link that signs in: the
+    token rides in the fragment, which the browser never sends, and the page drops it from the
+    address as it starts."""
+    if admin_token is None:
+        return f"{base}/ui/ (sign in with one of ADMIN_TOKENS)"
+    fragment = {"token": admin_token}
+    if demo:
+        fragment["org"] = DEMO_ORG_LOGIN
+    return f"{base}/ui/#{urlencode(fragment)}"
+
+
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -122,6 +135,7 @@ def serve(demo: str | None, port: int | None) -> int:
         token = admin_token or "<one of ADMIN_TOKENS>"
         print(
             f"\ngitstats is running: web on {base}, one worker; Ctrl-C stops both.\n"
+            f"  dashboard: {dashboard_link(base, admin_token, demo is not None)}\n"
             f"  curl {base}/healthz\n"
             f"  curl -H 'Authorization: Bearer {token}' "
             f"{base}/api/v1/codebases/{DEMO_CODEBASE_ID}/analytics/overview\n"
