@@ -86,37 +86,44 @@ function route() {
 }
 
 // Draw a page, then poll it: each poll asks again with If-None-Match and redraws what changed.
+// A 404 is said in place of the page, and polled too: an org shows up once its first codebase
+// is analyzed. Polls pause while the tab is hidden.
 async function run(page) {
   const mine = generation;
+  const notice = h("div", { id: "notice" });
+  replace(main, notice, page.el);
   const tick = async () => {
     if (mine !== generation) return;
-    let again = true;
+    if (document.hidden) {
+      document.addEventListener("visibilitychange", tick, { once: true });
+      return;
+    }
     try {
       const changed = await page.refresh();
       if (mine !== generation) return;
       banner(null);
+      replace(notice);
+      page.el.hidden = false;
       if (changed) live.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
       if (mine !== generation) return;
       if (!(error instanceof ApiError)) throw error;
       if (error.status === 401) return signedOut(`Your token was not accepted: ${error.message}`);
       if (error.status === 404) {
-        page.missing(error.message);
-        again = false;
+        live.textContent = "";
+        page.el.hidden = true;
+        replace(
+          notice,
+          h("h1", null, `Nothing to show for this ${page.missing}`),
+          h("p", null, `The API answered: ${error.message}. It does not exist, this token may not see it, or nothing of it has been analyzed yet; this page keeps asking.`),
+        );
       } else banner(error.message);
     }
     polls += 1;
     main.setAttribute("data-polls", String(polls));
-    if (again && mine === generation) timer = setTimeout(tick, pollMs());
+    if (mine === generation) timer = setTimeout(tick, pollMs());
   };
   await tick();
-}
-
-function missing(what) {
-  return (message) => {
-    live.textContent = "";
-    replace(main, h("h1", null, `No such ${what}`), h("p", null, `${message}. It does not exist, or this token may not see it.`));
-  };
 }
 
 // --- sign-in -----------------------------------------------------------------------------------
@@ -300,8 +307,9 @@ function orgPage(org) {
   const languages = h("div", { id: "org-languages" });
   const hotspots = h("div", { id: "org-hotspots" });
   const list = h("div", { id: "codebases" });
-  replace(
-    main,
+  const el = h(
+    "div",
+    null,
     heading,
     tiles,
     section("languages", "Languages", languages),
@@ -394,7 +402,7 @@ function orgPage(org) {
     }
     return summary.changed || first.changed;
   }
-  return { refresh, missing: missing("organisation") };
+  return { el, refresh, missing: "organisation" };
 }
 
 // --- the codebase page ---------------------------------------------------------------------------
@@ -453,7 +461,7 @@ function codebasePage(id) {
     section("teams-section", "Teams", teams),
     section("age", "Code age", age),
   );
-  replace(main, heading, statusArea, pending, full);
+  const el = h("div", null, heading, statusArea, pending, full);
 
   const seen = {};
   let drawing = null;
@@ -476,10 +484,11 @@ function codebasePage(id) {
     const overview = await get(`${base}/overview`);
     if (overview.status === 202) {
       full.hidden = true;
+      const failed = overview.body.state === "failed";
       replace(
         pending,
-        h("h2", null, "Being analyzed"),
-        h("p", null, "The first analysis of this codebase is running. This page fills in by itself when it is done."),
+        h("h2", null, failed ? "The first analysis failed" : "Being analyzed"),
+        h("p", null, failed ? "It is tried again; the error is below. This page fills in by itself when it succeeds." : "The first analysis of this codebase is running. This page fills in by itself when it is done."),
         statusBox(overview.body),
       );
       return status.changed || overview.changed;
@@ -660,7 +669,7 @@ function codebasePage(id) {
     );
   }
 
-  return { refresh: () => refresh(false), missing: missing("codebase") };
+  return { el, refresh: () => refresh(false), missing: "codebase" };
 }
 
 // --- start -----------------------------------------------------------------------------------------
