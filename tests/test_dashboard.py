@@ -242,6 +242,9 @@ async def test_pages_show_the_apis_numbers_and_a_push_without_a_reload(
         by_name = sorted(r["full_name"] for r in listed)
         first_page = await wait_rows(page, "codebases-table", by_name[0], "full_name")
         assert [r["full_name"] for r in first_page] == by_name[:2]
+        # The redrawn table keeps the keyboard where it was.
+        focused = await page.evaluate("document.activeElement.getAttribute('data-focus')")
+        assert focused == "sort:full_name"
         header = page.locator("#codebases-table th", has_text="Codebase")
         assert await header.get_attribute("aria-sort") == "ascending"
 
@@ -323,6 +326,11 @@ async def test_pages_show_the_apis_numbers_and_a_push_without_a_reload(
         assert [r["path"].rstrip("/") for r in shown_inside] == [
             _child_name(p, "src") for p in inside
         ]
+        # The keyboard lands on where the explorer now is.
+        here = await page.evaluate(
+            "((e) => [e.getAttribute('aria-current'), e.textContent])(document.activeElement)"
+        )
+        assert here == ["location", "src"]
         for row, entry in zip(shown_inside, inside, strict=True):
             for key in ("commits", "additions_lines", "deletions_lines", "hotspot"):
                 assert shown_int(row[key]) == entry[key], (row, key)
@@ -372,6 +380,11 @@ async def test_pages_show_the_apis_numbers_and_a_push_without_a_reload(
             page, "overview-tiles", after, ["total_lines", "additions_lines", "deletions_lines"]
         )
         assert "updated" in await page.locator("#live").inner_text()
+        # It polled by asking again with the ETag it had, and was answered 304.
+        api_answers = [a for a in browsing.answers if "/api/v1/" in a[0]]
+        revalidated = [a for a in api_answers if a[1] == 304]
+        assert revalidated and all(a[2] for a in revalidated)
+        assert len(revalidated) > len(api_answers) / 2, "most polls should cost a 304"
         browsing.assert_clean()
 
         # A phone's width: nothing wider than the screen but the tables' own scroll areas.

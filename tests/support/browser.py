@@ -84,11 +84,18 @@ class Browsing:
     page_errors: list[str] = field(default_factory=list)
     foreign_requests: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    # (url, status, the If-None-Match the page sent) of every answer
+    answers: list[tuple[str, int, str | None]] = field(default_factory=list)
 
     def watch(self, page: Any) -> None:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("request", self._request)
+        page.on("response", self._response)
+
+    def _response(self, response: Any) -> None:
+        sent = response.request.headers.get("if-none-match")
+        self.answers.append((response.url, response.status, sent))
 
     def _console(self, message: Any) -> None:
         if message.type == "error":

@@ -606,15 +606,18 @@ function codebasePage(id) {
     redraw();
   }
 
+  // Where the explorer is: the keyboard's focus lands here after going into a directory.
+  const here = (path, label) => h("span", { "aria-current": "location", tabindex: "-1", "data-focus": `dir:${path}` }, label);
+
   function drawPaths(where, page, pages, name) {
     const parts = ui.prefix ? ui.prefix.split("/") : [];
     const trail = h(
       "ol",
       { class: "crumbs-inline", "aria-label": "Directory" },
-      h("li", null, parts.length ? h("button", { type: "button", class: "link", "data-focus": "dir:", onclick: () => goTo("") }, "(root)") : h("span", { "aria-current": "location" }, "(root)")),
+      h("li", null, parts.length ? h("button", { type: "button", class: "link", "data-focus": "dir:", onclick: () => goTo("") }, "(root)") : here("", "(root)")),
       parts.map((part, i) => {
         const to = parts.slice(0, i + 1).join("/");
-        return h("li", null, i === parts.length - 1 ? h("span", { "aria-current": "location" }, part) : h("button", { type: "button", class: "link", "data-focus": `dir:${to}`, onclick: () => goTo(to) }, part));
+        return h("li", null, i === parts.length - 1 ? here(to, part) : h("button", { type: "button", class: "link", "data-focus": `dir:${to}`, onclick: () => goTo(to) }, part));
       }),
     );
     const entry = page.entry;

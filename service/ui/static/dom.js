@@ -40,10 +40,11 @@ export function replace(container, ...nodes) {
   const key = active && container.contains(active) ? active.getAttribute("data-focus") : null;
   container.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined));
   if (key) {
-    const again = [...container.querySelectorAll("[data-focus]")].find(
-      (n) => n.getAttribute("data-focus") === key,
-    );
-    if (again && !again.disabled) again.focus();
+    const find = (k) => [...container.querySelectorAll("[data-focus]")].find((n) => n.getAttribute("data-focus") === k && !n.disabled);
+    // A pager's button that is no longer there (the last page has no Next): its twin.
+    const twin = key.endsWith(":next") ? key.replace(/:next$/, ":prev") : key.replace(/:prev$/, ":next");
+    const again = find(key) || find(twin);
+    if (again) again.focus();
   }
 }
 
