@@ -387,6 +387,20 @@ async def test_pages_show_the_apis_numbers_and_a_push_without_a_reload(
         assert len(revalidated) > len(api_answers) / 2, "most polls should cost a 304"
         browsing.assert_clean()
 
+        # The explorer's place is in the address; a directory that is not there (a link from
+        # before a force-push) falls back to the root and says so.
+        assert page.url == f"{origin}/ui/codebases/{alpha_id}?path=src"
+        await page.goto(f"{origin}/ui/codebases/{alpha_id}?path=no/such/dir")
+        note = page.locator("#paths [role='status']")
+        await note.wait_for()
+        assert "There is no directory no/such/dir" in await note.inner_text()
+        root_now = (await api_pages(stack, f"{base}/paths?prefix=&sort=churn", "paths"))[0]
+        assert [r["path"].rstrip("/") for r in await rows(page, "paths-table")] == [
+            p["path"] for p in root_now
+        ]
+        assert page.url == f"{origin}/ui/codebases/{alpha_id}"
+        browsing.assert_clean(allowed_statuses=frozenset({404}))
+
         # A phone's width: nothing wider than the screen but the tables' own scroll areas.
         phone, phone_browsing = await new_context(
             chromium, origin, SETTINGS, viewport={"width": 390, "height": 844}

@@ -422,7 +422,8 @@ function codebasePage(id) {
   const paths = h("div", { id: "paths" });
   const teams = h("div", { id: "teams" });
   const age = h("div", { id: "code-age" });
-  const ui = { granularity: "week", metric: "commits", prefix: "", sort: "churn" };
+  const ui = { granularity: "week", metric: "commits", prefix: "", sort: "churn", note: null };
+  ui.prefix = (new URLSearchParams(location.search).get("path") || "").replace(/^\/+|\/+$/g, "");
   const people = new ApiPages();
   const branchPages = new ApiPages();
   const pathPages = new ApiPages();
@@ -507,13 +508,26 @@ function codebasePage(id) {
     }
     changed = (await pagedSection("contributors", people, `${base}/ownership`, {}, contributors, drawPeople, forced)) || changed;
     changed = (await pagedSection("branches", branchPages, `${base}/branches`, {}, branches, drawBranches, forced)) || changed;
-    changed = (await pagedSection("paths", pathPages, `${base}/paths`, { prefix: ui.prefix, sort: ui.sort }, paths, drawPaths, forced)) || changed;
+    changed = (await pathsSection(forced)) || changed;
     const teamsAnswer = await get(`${base}/teams`);
     if (once("teams", teamsAnswer)) {
       changed = true;
       drawTeams(teamsAnswer.body);
     }
     return changed || status.changed;
+  }
+
+  // The explorer's directory; back to the root when a push took the directory away (404).
+  async function pathsSection(forced) {
+    const show = () => pagedSection("paths", pathPages, `${base}/paths`, { prefix: ui.prefix, sort: ui.sort }, paths, drawPaths, forced);
+    try {
+      return await show();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 404 || !ui.prefix) throw error;
+      ui.note = `There is no directory ${ui.prefix} (any more): this is the root.`;
+      goTo("", false);
+      return show();
+    }
   }
 
   // One page of a list the API pages; drawn again when it changed, or when a control asks.
@@ -600,10 +614,15 @@ function codebasePage(id) {
     );
   }
 
-  function goTo(prefix) {
+  // Into a directory of the explorer; the address keeps it (?path=), so a link can share it.
+  function goTo(prefix, draw = true) {
     ui.prefix = prefix;
     pathPages.reset();
-    redraw();
+    const address = new URL(location.href);
+    if (prefix) address.searchParams.set("path", prefix);
+    else address.searchParams.delete("path");
+    history.replaceState(null, "", address.pathname + address.search + address.hash);
+    if (draw) redraw();
   }
 
   // Where the explorer is: the keyboard's focus lands here after going into a directory.
@@ -622,8 +641,11 @@ function codebasePage(id) {
     );
     const entry = page.entry;
     const nameOf = (p) => (ui.prefix ? p.path.slice(ui.prefix.length + 1) : p.path);
+    const note = ui.note ? h("p", { class: "error", role: "status" }, ui.note) : null;
+    ui.note = null;
     replace(
       where,
+      note,
       trail,
       h("p", { class: "muted small", id: "paths-entry" }, `${ui.prefix || "(root)"}: ${num(entry.commits)} commits, ${num(entry.lines)} lines, ${num(entry.contributors)} contributors, bus factor ${num(entry.bus_factor)}`),
       table(
