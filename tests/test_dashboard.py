@@ -356,6 +356,8 @@ async def test_pages_show_the_apis_numbers_and_a_push_without_a_reload(
                 team["lines"],
             )
 
+        await check_axe(page, "the codebase page, every section drawn")
+
         # Code age, once provenance is known.
         assert overview["code_age"] is not None
         age = await page.locator("#code-age svg").get_attribute("aria-label")
