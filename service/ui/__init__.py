@@ -10,7 +10,6 @@ Content-Security-Policy enforces.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,12 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 _ASSET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.(?:js|css|svg)")
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,7 @@ class StaticFile:
     @classmethod
     def read(cls, path: Path) -> StaticFile:
         body = path.read_bytes()
-        kind = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "text/plain"
-        if kind.startswith("text/") or kind.endswith("+xml"):
-            kind += "; charset=utf-8"
+        kind = f"{_TYPES[path.suffix]}; charset=utf-8"
         return cls(body, kind, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
     def answer(self, request: web.Request) -> web.Response:

@@ -465,10 +465,16 @@ function codebasePage(id) {
   const el = h("div", null, heading, statusArea, pending, full);
 
   const seen = {};
-  let drawing = null;
-  // Redraw now (a control changed): the same as a poll, which answers from what it has.
+  // Polls and redraws (a control changed) take turns, so that a slower answer never draws over
+  // a newer one.
+  let turns = Promise.resolve();
+  function inTurn(forced) {
+    const next = turns.then(() => refresh(forced));
+    turns = next.catch(() => {});
+    return next;
+  }
   function redraw() {
-    drawing = (drawing || Promise.resolve()).then(() => refresh(true)).catch((error) => banner(error.message)).finally(() => { drawing = null; });
+    inTurn(true).catch((error) => banner(error.message));
   }
 
   // Whether `answer` is new to the section `name` (a poll's 304 is not).
@@ -694,7 +700,7 @@ function codebasePage(id) {
     );
   }
 
-  return { el, refresh: () => refresh(false), missing: "codebase" };
+  return { el, refresh: () => inTurn(false), missing: "codebase" };
 }
 
 // --- start -----------------------------------------------------------------------------------------
