@@ -83,7 +83,6 @@ class Browsing:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     foreign_requests: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
     # (url, status, the If-None-Match the page sent) of every answer
     answers: list[tuple[str, int, str | None]] = field(default_factory=list)
 
@@ -102,7 +101,6 @@ class Browsing:
             self.console_errors.append(message.text)
 
     def _request(self, request: Any) -> None:
-        self.requests.append(request.url)
         parts = urlsplit(request.url)
         if f"{parts.scheme}://{parts.netloc}" != self.origin and parts.scheme not in (
             "data",
