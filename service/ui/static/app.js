@@ -5,7 +5,7 @@
 
 import { ApiError, codebasePath, get, orgPath, query, session } from "./api.js";
 import { METRICS, activityChart, codeAge, punchCard, shareBar } from "./charts.js";
-import { day, h, num, pager, pct, replace, sortRows, table, when, yesNo } from "./dom.js";
+import { count, day, dayColumn, h, num, pager, pct, replace, sortRows, table, when, yesNo } from "./dom.js";
 
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
@@ -197,7 +197,21 @@ function tile(label, value, key, sub) {
   );
 }
 
-const authored = (value, key) => ["authored ", num(value), "", key];
+// The figures an org summary and a codebase overview both have, all-in over authored.
+function authoredTiles(d) {
+  return [
+    ["Commits", "total_commits", "commits"],
+    ["Contributors", "total_contributors", "contributors"],
+    ["Lines added", "additions_lines", "additions_lines"],
+    ["Lines deleted", "deletions_lines", "deletions_lines"],
+  ].map(([label, key, own]) => tile(label, num(d[key]), key, ["authored ", num(d.authored[own]), "", `authored.${own}`]));
+}
+
+const languageBar = (languages) =>
+  shareBar(languages.map((l) => ({ label: l.language, value: l.bytes, extra: `${num(l.files)} files` })), "languages", "Bytes by language");
+
+// A name with a badge after it when `badge` is given.
+const tagged = (name, badge) => [name, badge ? [" ", h("span", { class: "badge tag" }, badge)] : null];
 
 function section(id, title, ...content) {
   return h("section", { id, "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title` }, title), ...content);
@@ -290,12 +304,12 @@ const CODEBASE_COLUMNS = [
   { key: "full_name", label: "Codebase", value: (r) => r.full_name, cell: (r) => h("a", { href: `/ui/codebases/${r.codebase_id}`, "data-internal": true }, r.full_name), className: "name" },
   { key: "state", label: "State", value: (r) => r.state, cell: (r) => stateBadge(r.state) },
   { key: "primary_language", label: "Language", value: (r) => r.primary_language, cell: (r) => r.primary_language || "—" },
-  { key: "total_commits", label: "Commits", num: true, value: (r) => r.total_commits },
-  { key: "total_contributors", label: "Contributors", num: true, value: (r) => r.total_contributors },
-  { key: "total_branches", label: "Branches", num: true, value: (r) => r.total_branches },
-  { key: "total_churn", label: "Churn", num: true, value: (r) => r.total_churn },
-  { key: "total_lines", label: "Lines", num: true, value: (r) => r.total_lines },
-  { key: "last_commit_at", label: "Last commit", value: (r) => r.last_commit_at, cell: (r) => day(r.last_commit_at) },
+  count("total_commits", "Commits"),
+  count("total_contributors", "Contributors"),
+  count("total_branches", "Branches"),
+  count("total_churn", "Churn"),
+  count("total_lines", "Lines"),
+  dayColumn("last_commit_at", "Last commit"),
 ];
 
 function orgPage(org) {
@@ -363,24 +377,21 @@ function orgPage(org) {
       replace(
         tiles,
         tile("Codebases", num(s.total_codebases), "total_codebases"),
-        tile("Commits", num(s.total_commits), "total_commits", authored(s.authored.commits, "authored.commits")),
-        tile("Contributors", num(s.total_contributors), "total_contributors", authored(s.authored.contributors, "authored.contributors")),
-        tile("Lines added", num(s.additions_lines), "additions_lines", authored(s.authored.additions_lines, "authored.additions_lines")),
-        tile("Lines deleted", num(s.deletions_lines), "deletions_lines", authored(s.authored.deletions_lines, "authored.deletions_lines")),
+        authoredTiles(s),
         tile("Churn", num(s.total_churn), "total_churn"),
         tile("Lines", num(s.total_lines), "total_lines"),
         tile("Languages", num(s.languages.length), "languages"),
       );
-      replace(languages, shareBar(s.languages.map((l) => ({ label: l.language, value: l.bytes, extra: `${num(l.files)} files` })), "languages", "Bytes by language"));
+      replace(languages, languageBar(s.languages));
       replace(
         hotspots,
         table(
           [
             { key: "path", label: "File", value: (r) => r.path, className: "name" },
             { key: "full_name", label: "Codebase", value: (r) => r.full_name, cell: (r) => h("a", { href: `/ui/codebases/${r.codebase_id}`, "data-internal": true }, r.full_name) },
-            { key: "hotspot", label: "Hotspot", num: true, value: (r) => r.hotspot },
-            { key: "recent_commits", label: "Recent commits", num: true, value: (r) => r.recent_commits },
-            { key: "lines", label: "Lines", num: true, value: (r) => r.lines },
+            count("hotspot", "Hotspot"),
+            count("recent_commits", "Recent commits"),
+            count("lines", "Lines"),
           ],
           s.top_hotspots || [],
           { caption: "Top hotspots", id: "hotspots-table" },
@@ -557,13 +568,9 @@ function codebasePage(id) {
     setCrumbs([org, `/ui/orgs/${encodeURIComponent(org)}`], [o.full_name, `/ui/codebases/${id}`]);
     replace(heading, o.full_name);
     heading.append(h("span", { class: "muted small" }, o.default_branch ? `  ${o.default_branch} at ${(o.head_sha || "").slice(0, 12)}` : ""));
-    const a = o.authored;
     replace(
       tiles,
-      tile("Commits", num(o.total_commits), "total_commits", authored(a.commits, "authored.commits")),
-      tile("Contributors", num(o.total_contributors), "total_contributors", authored(a.contributors, "authored.contributors")),
-      tile("Lines added", num(o.additions_lines), "additions_lines", authored(a.additions_lines, "authored.additions_lines")),
-      tile("Lines deleted", num(o.deletions_lines), "deletions_lines", authored(a.deletions_lines, "authored.deletions_lines")),
+      authoredTiles(o),
       tile("Churn", num(o.total_churn), "total_churn", ["net ", num(o.net_sloc), "", "net_sloc"]),
       tile("Lines at head", num(o.total_lines), "total_lines", ["", num(o.total_files), " files", "total_files"]),
       tile("Bytes at head", num(o.total_bytes), "total_bytes"),
@@ -572,7 +579,7 @@ function codebasePage(id) {
       tile("First commit", day(o.first_commit_at), "first_commit_at"),
       tile("Last commit", day(o.last_commit_at), "last_commit_at"),
     );
-    replace(languages, shareBar(o.languages.map((l) => ({ label: l.language, value: l.bytes, extra: `${num(l.files)} files` })), "languages", "Bytes by language"));
+    replace(languages, languageBar(o.languages));
     replace(age, o.code_age ? codeAge(o.code_age) : h("p", { class: "muted" }, "Line ages are being traced; they show here when they are known."));
   }
 
@@ -581,17 +588,17 @@ function codebasePage(id) {
       where,
       table(
         [
-          { key: "name", label: "Name", value: (r) => r.name, cell: (r) => [r.name, r.is_bot ? [" ", h("span", { class: "badge tag" }, "bot")] : null], className: "name" },
-          { key: "commits", label: "Commits", num: true, value: (r) => r.commits },
-          { key: "co_authored_commits", label: "Co-authored", num: true, value: (r) => r.co_authored_commits },
-          { key: "additions_lines", label: "Lines added", num: true, value: (r) => r.additions_lines },
-          { key: "deletions_lines", label: "Lines deleted", num: true, value: (r) => r.deletions_lines },
-          { key: "authored_additions_lines", label: "Authored added", num: true, value: (r) => r.authored_additions_lines },
-          { key: "authored_deletions_lines", label: "Authored deleted", num: true, value: (r) => r.authored_deletions_lines },
+          { key: "name", label: "Name", value: (r) => r.name, cell: (r) => tagged(r.name, r.is_bot && "bot"), className: "name" },
+          count("commits", "Commits"),
+          count("co_authored_commits", "Co-authored"),
+          count("additions_lines", "Lines added"),
+          count("deletions_lines", "Lines deleted"),
+          count("authored_additions_lines", "Authored added"),
+          count("authored_deletions_lines", "Authored deleted"),
           { key: "share_of_churn", label: "Share of churn", num: true, value: (r) => r.share_of_churn, cell: (r) => pct(r.share_of_churn) },
-          { key: "surviving_lines", label: "Surviving lines", num: true, value: (r) => r.surviving_lines },
+          count("surviving_lines", "Surviving lines"),
           { key: "share_of_lines", label: "Share of lines", num: true, value: (r) => r.share_of_lines, cell: (r) => pct(r.share_of_lines) },
-          { key: "last_commit_at", label: "Last commit", value: (r) => r.last_commit_at, cell: (r) => day(r.last_commit_at) },
+          dayColumn("last_commit_at", "Last commit"),
         ],
         page.contributors,
         { caption: `${num(page.total_contributors)} contributors, by commits`, id: "contributors-table" },
@@ -605,12 +612,12 @@ function codebasePage(id) {
       where,
       table(
         [
-          { key: "name", label: "Branch", value: (r) => r.name, cell: (r) => [r.name, r.is_default ? [" ", h("span", { class: "badge tag" }, "default")] : null], className: "name" },
-          { key: "ahead", label: "Ahead", num: true, value: (r) => r.ahead },
-          { key: "behind", label: "Behind", num: true, value: (r) => r.behind },
+          { key: "name", label: "Branch", value: (r) => r.name, cell: (r) => tagged(r.name, r.is_default && "default"), className: "name" },
+          count("ahead", "Ahead"),
+          count("behind", "Behind"),
           { key: "merged", label: "Merged", value: (r) => yesNo(r.merged) },
           { key: "stale", label: "Stale", value: (r) => yesNo(r.stale) },
-          { key: "last_commit_at", label: "Last commit", value: (r) => r.last_commit_at, cell: (r) => day(r.last_commit_at) },
+          dayColumn("last_commit_at", "Last commit"),
           { key: "last_commit_author", label: "By", value: (r) => r.last_commit_author },
         ],
         page.branches,
@@ -657,15 +664,15 @@ function codebasePage(id) {
       table(
         [
           { key: "path", label: "Name", value: nameOf, className: "name", cell: (p) => (p.kind === "dir" ? h("button", { type: "button", class: "link", "data-focus": `dir:${p.path}`, "aria-label": `${nameOf(p)}/ (directory)`, onclick: () => goTo(p.path) }, `${nameOf(p)}/`) : nameOf(p)) },
-          { key: "commits", label: "Commits", num: true, value: (p) => p.commits },
-          { key: "additions_lines", label: "Lines added", num: true, value: (p) => p.additions_lines },
-          { key: "deletions_lines", label: "Lines deleted", num: true, value: (p) => p.deletions_lines },
-          { key: "lines", label: "Lines", num: true, value: (p) => p.lines },
-          { key: "contributors", label: "Contributors", num: true, value: (p) => p.contributors },
-          { key: "recent_commits", label: "Recent commits", num: true, value: (p) => p.recent_commits },
-          { key: "hotspot", label: "Hotspot", num: true, value: (p) => p.hotspot },
-          { key: "bus_factor", label: "Bus factor", num: true, value: (p) => p.bus_factor },
-          { key: "surviving_lines", label: "Surviving lines", num: true, value: (p) => p.surviving_lines },
+          count("commits", "Commits"),
+          count("additions_lines", "Lines added"),
+          count("deletions_lines", "Lines deleted"),
+          count("lines", "Lines"),
+          count("contributors", "Contributors"),
+          count("recent_commits", "Recent commits"),
+          count("hotspot", "Hotspot"),
+          count("bus_factor", "Bus factor"),
+          count("surviving_lines", "Surviving lines"),
           { key: "top_owner", label: "Top owner", value: (p) => (p.top_owners.length ? p.top_owners[0].name : "—") },
         ],
         page.paths,
@@ -678,13 +685,13 @@ function codebasePage(id) {
   function drawTeams(t) {
     const columns = [
       { key: "owner", label: "Owner", value: (r) => r.owner, className: "name" },
-      { key: "files", label: "Files", num: true, value: (r) => r.files },
-      { key: "lines", label: "Lines", num: true, value: (r) => r.lines },
-      { key: "commits", label: "Commits", num: true, value: (r) => r.commits },
-      { key: "contributors", label: "Contributors", num: true, value: (r) => r.contributors },
-      { key: "bus_factor", label: "Bus factor", num: true, value: (r) => r.bus_factor },
-      { key: "surviving_lines", label: "Surviving lines", num: true, value: (r) => r.surviving_lines },
-      { key: "bus_factor_lines", label: "Bus factor (lines)", num: true, value: (r) => r.bus_factor_lines },
+      count("files", "Files"),
+      count("lines", "Lines"),
+      count("commits", "Commits"),
+      count("contributors", "Contributors"),
+      count("bus_factor", "Bus factor"),
+      count("surviving_lines", "Surviving lines"),
+      count("bus_factor_lines", "Bus factor (lines)"),
       { key: "top", label: "Top contributor", value: (r) => (r.top_contributors.length ? r.top_contributors[0].name : "—") },
     ];
     const rows = [...t.teams, { ...t.unowned, owner: "(unowned)" }];

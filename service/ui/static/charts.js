@@ -1,7 +1,7 @@
 // Charts as plain SVG: each has a text alternative (role="img" and a label) and, where it holds
 // more than a label can say, its numbers as a table under a disclosure.
 
-import { h, num, pct, s, table } from "./dom.js";
+import { count, h, num, pct, s, table } from "./dom.js";
 
 const DAY_MS = 86400000;
 const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
@@ -87,12 +87,12 @@ export function activityChart(periods, granularity, metric) {
       table(
         [
           { key: "period_start", label: granularity === "week" ? "Week of" : "Month", value: (p) => p.period_start },
-          { key: "commits", label: "Commits", num: true, value: (p) => p.commits },
-          { key: "additions_lines", label: "Lines added", num: true, value: (p) => p.additions_lines },
-          { key: "deletions_lines", label: "Lines deleted", num: true, value: (p) => p.deletions_lines },
-          { key: "authored_additions_lines", label: "Authored added", num: true, value: (p) => p.authored_additions_lines },
-          { key: "authored_deletions_lines", label: "Authored deleted", num: true, value: (p) => p.authored_deletions_lines },
-          { key: "contributors", label: "Contributors", num: true, value: (p) => p.contributors },
+          count("commits", "Commits"),
+          count("additions_lines", "Lines added"),
+          count("deletions_lines", "Lines deleted"),
+          count("authored_additions_lines", "Authored added"),
+          count("authored_deletions_lines", "Authored deleted"),
+          count("contributors", "Contributors"),
         ],
         rows,
         { caption: `Activity per ${unit}`, id: "activity-table" },

@@ -105,6 +105,11 @@ export function table(columns, rows, options = {}) {
   );
 }
 
+// The columns most tables are made of: a whole number, and a day, each read from the row's own
+// field `key`.
+export const count = (key, label) => ({ key, label, num: true, value: (r) => r[key] });
+export const dayColumn = (key, label) => ({ key, label, value: (r) => r[key], cell: (r) => day(r[key]) });
+
 // Sort rows by a column: numbers (and nulls last) or text.
 export function sortRows(rows, column, dir) {
   const value = column.value;
